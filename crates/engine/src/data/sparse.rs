@@ -1,0 +1,653 @@
+//! Sparse synthetic features (experiments.md §1), generated non-zero by non-zero.
+//!
+//! At density p a batch of B examples of n features has about pBn non-zeros. We never touch the
+//! zeros: for a run of features that share a density, the gaps between consecutive non-zeros in the
+//! flattened (example, feature) sequence are geometric, so one uniform draw and one logarithm give the
+//! next non-zero. The cost of a batch is O(non-zeros + groups), not O(Bn).
+//!
+//! A batch is stored as compressed rows ([`SparseBatch`]): the non-zeros of example b are
+//! `feature[row_start[b]..row_start[b+1]]` with their `value`s, in increasing feature order.
+
+use crate::rng::StreamRng;
+use std::ops::Range;
+
+/// How values of an active feature are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueRange {
+    /// U[0, 1] (the paper's default).
+    Unit,
+    /// U[−1, 1] (the absolute-value task; target |x|).
+    Signed,
+}
+
+/// Which density an anticorrelated set's `density` denotes (§1 lists both conventions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnticorrelatedConvention {
+    /// The paper's: the set is active with probability `density`, and then exactly one uniformly
+    /// chosen member is non-zero. Each member's marginal density is `density / k`.
+    SetDensity,
+    /// The course variant: each member is active with marginal probability `density`, never two at
+    /// once; the set is active with probability `k · density` (needs `k · density ≤ 1`).
+    FeatureDensity,
+}
+
+/// One group of features with a joint law. Groups partition `0..n_features`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeatureGroup {
+    /// Each feature in the range independently non-zero with probability `density`.
+    Independent {
+        /// Features of the group.
+        features: Range<usize>,
+        /// Probability that a feature is non-zero.
+        density: f64,
+    },
+    /// The whole set is active together with probability `density`; active values independent.
+    Correlated {
+        /// Features of the set.
+        features: Range<usize>,
+        /// Probability that the set is active.
+        density: f64,
+    },
+    /// At most one member of the set is active (see [`AnticorrelatedConvention`]).
+    Anticorrelated {
+        /// Features of the set.
+        features: Range<usize>,
+        /// Density in the sense of `convention`.
+        density: f64,
+        /// What `density` means.
+        convention: AnticorrelatedConvention,
+    },
+}
+
+impl FeatureGroup {
+    /// The features of the group.
+    pub fn features(&self) -> Range<usize> {
+        match self {
+            FeatureGroup::Independent { features, .. }
+            | FeatureGroup::Correlated { features, .. }
+            | FeatureGroup::Anticorrelated { features, .. } => features.clone(),
+        }
+    }
+
+    /// Marginal probability that one given feature of the group is non-zero.
+    pub fn marginal_density(&self) -> f64 {
+        match *self {
+            FeatureGroup::Independent { density, .. }
+            | FeatureGroup::Correlated { density, .. } => density,
+            FeatureGroup::Anticorrelated {
+                density,
+                convention,
+                ref features,
+            } => match convention {
+                AnticorrelatedConvention::SetDensity => density / features.len() as f64,
+                AnticorrelatedConvention::FeatureDensity => density,
+            },
+        }
+    }
+
+    /// Probability that the unit drawn per example (a set, or a single feature) is active.
+    fn unit_density(&self) -> f64 {
+        match *self {
+            FeatureGroup::Independent { density, .. }
+            | FeatureGroup::Correlated { density, .. } => density,
+            FeatureGroup::Anticorrelated {
+                density,
+                convention,
+                ref features,
+            } => match convention {
+                AnticorrelatedConvention::SetDensity => density,
+                AnticorrelatedConvention::FeatureDensity => density * features.len() as f64,
+            },
+        }
+    }
+}
+
+/// The law of one instance's input vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureDistribution {
+    n_features: usize,
+    groups: Vec<FeatureGroup>,
+    values: ValueRange,
+}
+
+/// Why a [`FeatureDistribution`] is not valid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DistributionError {
+    /// Groups overlap or leave features uncovered.
+    #[error("feature groups must partition 0..{n_features}: feature {feature} is {problem}")]
+    NotAPartition {
+        /// Number of features.
+        n_features: usize,
+        /// The first offending feature.
+        feature: usize,
+        /// "uncovered" or "in two groups".
+        problem: &'static str,
+    },
+    /// A density outside [0, 1] (or a set density above 1 after the convention).
+    #[error("density of features {features:?} is {density}, expected a number in [0, 1]")]
+    Density {
+        /// Features of the offending group.
+        features: Range<usize>,
+        /// The density that is out of range.
+        density: f64,
+    },
+}
+
+impl FeatureDistribution {
+    /// A distribution from groups that partition `0..n_features`. Groups are sorted by first feature.
+    pub fn new(
+        n_features: usize,
+        mut groups: Vec<FeatureGroup>,
+        values: ValueRange,
+    ) -> Result<Self, DistributionError> {
+        groups.retain(|g| !g.features().is_empty());
+        groups.sort_by_key(|g| g.features().start);
+        let mut next = 0;
+        for g in &groups {
+            let f = g.features();
+            if f.start != next {
+                let (feature, problem) = if f.start > next {
+                    (next, "uncovered")
+                } else {
+                    (f.start, "in two groups")
+                };
+                return Err(DistributionError::NotAPartition {
+                    n_features,
+                    feature,
+                    problem,
+                });
+            }
+            next = f.end;
+            let d = g.unit_density();
+            if !(0.0..=1.0).contains(&d) {
+                return Err(DistributionError::Density {
+                    features: f,
+                    density: d,
+                });
+            }
+        }
+        if next != n_features {
+            let (feature, problem) = if next < n_features {
+                (next, "uncovered")
+            } else {
+                (n_features, "in two groups")
+            };
+            return Err(DistributionError::NotAPartition {
+                n_features,
+                feature,
+                problem,
+            });
+        }
+        Ok(Self {
+            n_features,
+            groups,
+            values,
+        })
+    }
+
+    /// All features independent with one density.
+    pub fn uniform(
+        n_features: usize,
+        density: f64,
+        values: ValueRange,
+    ) -> Result<Self, DistributionError> {
+        Self::new(
+            n_features,
+            vec![FeatureGroup::Independent {
+                features: 0..n_features,
+                density,
+            }],
+            values,
+        )
+    }
+
+    /// Independent features, each with its own density; consecutive equal densities share a group.
+    pub fn independent(densities: &[f64], values: ValueRange) -> Result<Self, DistributionError> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        for i in 1..=densities.len() {
+            if i == densities.len() || densities[i] != densities[start] {
+                groups.push(FeatureGroup::Independent {
+                    features: start..i,
+                    density: densities[start],
+                });
+                start = i;
+            }
+        }
+        Self::new(densities.len(), groups, values)
+    }
+
+    /// Number of features n.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// The groups, sorted by first feature.
+    pub fn groups(&self) -> &[FeatureGroup] {
+        &self.groups
+    }
+
+    /// How active values are drawn.
+    pub fn values(&self) -> ValueRange {
+        self.values
+    }
+
+    /// Marginal density of every feature.
+    pub fn marginal_densities(&self) -> Vec<f64> {
+        let mut d = vec![0.0; self.n_features];
+        for g in &self.groups {
+            for i in g.features() {
+                d[i] = g.marginal_density();
+            }
+        }
+        d
+    }
+
+    /// Draws a batch of `batch_size` examples into `out` (its buffers are reused).
+    pub fn sample_into(&self, rng: &mut StreamRng, batch_size: usize, out: &mut SparseBatch) {
+        out.clear(batch_size);
+        let signed = self.values == ValueRange::Signed;
+        let draw_value = |rng: &mut StreamRng| -> f32 {
+            let u = rng.uniform_f32();
+            if signed {
+                2.0 * u - 1.0
+            } else {
+                u
+            }
+        };
+        // Fast path: one group means the flattened (example, feature) order is already row order.
+        let single = self.groups.len() == 1;
+        for group in &self.groups {
+            let features = group.features();
+            let width = features.len();
+            let unit_density = group.unit_density();
+            let units_per_row = match group {
+                FeatureGroup::Independent { .. } => width,
+                _ => 1,
+            };
+            let total_units = batch_size * units_per_row;
+            let mut position = GeometricSkipper::new(unit_density, total_units, rng);
+            while let Some(unit) = position.next(rng) {
+                let row = unit / units_per_row;
+                match group {
+                    FeatureGroup::Independent { .. } => {
+                        let feature = features.start + unit % units_per_row;
+                        out.push_unsorted(row, feature, draw_value(rng));
+                    }
+                    FeatureGroup::Correlated { .. } => {
+                        for feature in features.clone() {
+                            out.push_unsorted(row, feature, draw_value(rng));
+                        }
+                    }
+                    FeatureGroup::Anticorrelated { .. } => {
+                        let feature = features.start + rng.below(width as u32) as usize;
+                        out.push_unsorted(row, feature, draw_value(rng));
+                    }
+                }
+            }
+        }
+        out.finish(single);
+    }
+
+    /// A fresh batch.
+    pub fn sample(&self, rng: &mut StreamRng, batch_size: usize) -> SparseBatch {
+        let mut b = SparseBatch::default();
+        self.sample_into(rng, batch_size, &mut b);
+        b
+    }
+}
+
+/// Visits the successes of `total` Bernoulli(p) trials in order, by drawing the geometric gaps.
+struct GeometricSkipper {
+    next: usize,
+    total: usize,
+    /// 1 / ln(1 − p); 0 marks p = 1 (no gaps), and `total` is set to 0 for p = 0.
+    inv_log_q: f64,
+}
+
+impl GeometricSkipper {
+    fn new(p: f64, total: usize, rng: &mut StreamRng) -> Self {
+        let mut s = Self {
+            next: 0,
+            total,
+            inv_log_q: 0.0,
+        };
+        if p <= 0.0 {
+            s.total = 0;
+        } else if p < 1.0 {
+            s.inv_log_q = 1.0 / (-p).ln_1p();
+            s.next = s.gap(rng);
+        }
+        s
+    }
+
+    /// Number of failures before the next success: floor(ln U / ln(1 − p)), U ∈ (0, 1].
+    #[inline]
+    fn gap(&self, rng: &mut StreamRng) -> usize {
+        if self.inv_log_q == 0.0 {
+            return 0;
+        }
+        let g = rng.uniform_open_closed().ln() * self.inv_log_q;
+        if g >= self.total as f64 {
+            self.total
+        } else {
+            g as usize
+        }
+    }
+
+    #[inline]
+    fn next(&mut self, rng: &mut StreamRng) -> Option<usize> {
+        if self.next >= self.total {
+            return None;
+        }
+        let current = self.next;
+        self.next = current + 1 + self.gap(rng);
+        Some(current)
+    }
+}
+
+/// A batch of sparse examples in compressed-row form.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SparseBatch {
+    /// `row_start[b]..row_start[b+1]` indexes example b's non-zeros; length B + 1.
+    pub row_start: Vec<u32>,
+    /// Feature index of each non-zero.
+    pub feature: Vec<u32>,
+    /// Value of each non-zero.
+    pub value: Vec<f32>,
+    /// Scratch: row of each pushed non-zero before sorting.
+    pending_row: Vec<u32>,
+    scratch_feature: Vec<u32>,
+    scratch_value: Vec<f32>,
+}
+
+impl SparseBatch {
+    /// Number of examples B.
+    pub fn batch_size(&self) -> usize {
+        self.row_start.len().saturating_sub(1)
+    }
+
+    /// Total number of non-zeros.
+    pub fn nonzeros(&self) -> usize {
+        self.feature.len()
+    }
+
+    /// The non-zeros of example `b` as (feature, value) slices.
+    #[inline]
+    pub fn row(&self, b: usize) -> (&[u32], &[f32]) {
+        let r = self.row_start[b] as usize..self.row_start[b + 1] as usize;
+        (&self.feature[r.clone()], &self.value[r])
+    }
+
+    /// Builds a batch from dense rows (tests, user data).
+    pub fn from_dense(rows: &[Vec<f32>]) -> Self {
+        let mut b = SparseBatch::default();
+        b.clear(rows.len());
+        for (r, row) in rows.iter().enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    b.push_unsorted(r, i, v);
+                }
+            }
+        }
+        b.finish(true);
+        b
+    }
+
+    /// Dense copy of example `b` with `n` features.
+    pub fn dense_row(&self, b: usize, n: usize) -> Vec<f32> {
+        let mut x = vec![0.0; n];
+        let (f, v) = self.row(b);
+        for (&i, &val) in f.iter().zip(v) {
+            x[i as usize] = val;
+        }
+        x
+    }
+
+    fn clear(&mut self, batch_size: usize) {
+        self.row_start.clear();
+        self.row_start.resize(batch_size + 1, 0);
+        self.feature.clear();
+        self.value.clear();
+        self.pending_row.clear();
+    }
+
+    #[inline]
+    fn push_unsorted(&mut self, row: usize, feature: usize, value: f32) {
+        self.pending_row.push(row as u32);
+        self.feature.push(feature as u32);
+        self.value.push(value);
+    }
+
+    /// Turns pushed (row, feature, value) triples into compressed rows. `already_sorted` when they were
+    /// pushed in row order (a single group); otherwise a stable counting sort by row, which keeps the
+    /// groups' increasing feature order within a row.
+    fn finish(&mut self, already_sorted: bool) {
+        let b = self.row_start.len() - 1;
+        let mut counts = vec![0u32; b + 1];
+        for &r in &self.pending_row {
+            counts[r as usize + 1] += 1;
+        }
+        for i in 0..b {
+            counts[i + 1] += counts[i];
+        }
+        self.row_start.copy_from_slice(&counts);
+        if already_sorted {
+            return;
+        }
+        let nnz = self.feature.len();
+        self.scratch_feature.resize(nnz, 0);
+        self.scratch_value.resize(nnz, 0.0);
+        let mut cursor = counts;
+        for k in 0..nnz {
+            let r = self.pending_row[k] as usize;
+            let dst = cursor[r] as usize;
+            cursor[r] += 1;
+            self.scratch_feature[dst] = self.feature[k];
+            self.scratch_value[dst] = self.value[k];
+        }
+        std::mem::swap(&mut self.feature, &mut self.scratch_feature);
+        std::mem::swap(&mut self.value, &mut self.scratch_value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Empirical density, mean and second moment of feature values over `batches` batches.
+    fn moments(
+        dist: &FeatureDistribution,
+        batches: usize,
+        batch_size: usize,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let n = dist.n_features();
+        let mut rng = StreamRng::seed_from_u64(42);
+        let (mut active, mut sum, mut sum2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let mut batch = SparseBatch::default();
+        for _ in 0..batches {
+            dist.sample_into(&mut rng, batch_size, &mut batch);
+            for (&i, &v) in batch.feature.iter().zip(&batch.value) {
+                active[i as usize] += 1.0;
+                sum[i as usize] += v as f64;
+                sum2[i as usize] += (v as f64).powi(2);
+            }
+        }
+        let total = (batches * batch_size) as f64;
+        (
+            active.iter().map(|a| a / total).collect(),
+            sum.iter().map(|s| s / total).collect(),
+            sum2.iter().map(|s| s / total).collect(),
+        )
+    }
+
+    #[test]
+    fn independent_density_mean_and_second_moment() {
+        // x = 0 w.p. 1 − p, else U[0,1]: P(x≠0) = p, E[x] = p/2, E[x²] = p/3.
+        for p in [1.0, 0.3, 0.05, 0.003] {
+            let dist = FeatureDistribution::uniform(20, p, ValueRange::Unit).unwrap();
+            let draws = 400 * 1024;
+            let (d, m, m2) = moments(&dist, 400, 1024);
+            // Five binomial standard errors of the density, sqrt(p(1−p)/N); the mean and second
+            // moment have variances below p/3 and p/5, so 5·sqrt(p/(3N)) bounds both.
+            let tol_d = 5.0 * (p * (1.0 - p) / draws as f64).sqrt() + 1e-12;
+            let tol_m = 5.0 * (p / 3.0 / draws as f64).sqrt();
+            for i in 0..20 {
+                assert!((d[i] - p).abs() <= tol_d, "density {} vs {p}", d[i]);
+                assert!(
+                    (m[i] - p / 2.0).abs() <= tol_m,
+                    "mean {} vs {}",
+                    m[i],
+                    p / 2.0
+                );
+                assert!(
+                    (m2[i] - p / 3.0).abs() <= tol_m,
+                    "second moment {} vs {}",
+                    m2[i],
+                    p / 3.0
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zero_density_gives_no_nonzeros_and_full_density_all() {
+        let mut rng = StreamRng::seed_from_u64(1);
+        let none = FeatureDistribution::uniform(7, 0.0, ValueRange::Unit)
+            .unwrap()
+            .sample(&mut rng, 100);
+        assert_eq!(none.nonzeros(), 0);
+        let all = FeatureDistribution::uniform(7, 1.0, ValueRange::Unit)
+            .unwrap()
+            .sample(&mut rng, 100);
+        assert_eq!(all.nonzeros(), 700);
+        for b in 0..100 {
+            assert_eq!(all.row(b).0, &[0, 1, 2, 3, 4, 5, 6]);
+        }
+    }
+
+    #[test]
+    fn correlated_sets_cofire_and_anticorrelated_never_do() {
+        let dist = FeatureDistribution::new(
+            6,
+            vec![
+                FeatureGroup::Correlated {
+                    features: 0..3,
+                    density: 0.2,
+                },
+                FeatureGroup::Anticorrelated {
+                    features: 3..6,
+                    density: 0.6,
+                    convention: AnticorrelatedConvention::SetDensity,
+                },
+            ],
+            ValueRange::Unit,
+        )
+        .unwrap();
+        let mut rng = StreamRng::seed_from_u64(5);
+        let batch = dist.sample(&mut rng, 20_000);
+        let (mut corr_active, mut anti_active) = (0usize, 0usize);
+        for b in 0..batch.batch_size() {
+            let (f, _) = batch.row(b);
+            assert!(
+                f.windows(2).all(|w| w[0] < w[1]),
+                "row features sorted and unique"
+            );
+            let corr = f.iter().filter(|&&i| i < 3).count();
+            assert!(
+                corr == 0 || corr == 3,
+                "correlated set fires together, got {corr}"
+            );
+            let anti = f.iter().filter(|&&i| i >= 3).count();
+            assert!(anti <= 1, "anticorrelated set never co-fires");
+            corr_active += (corr == 3) as usize;
+            anti_active += anti;
+        }
+        // Binomial(20000, p): 5 standard errors.
+        let n = 20_000.0;
+        assert!((corr_active as f64 / n - 0.2).abs() < 5.0 * (0.2 * 0.8 / n).sqrt());
+        assert!((anti_active as f64 / n - 0.6).abs() < 5.0 * (0.6 * 0.4 / n).sqrt());
+    }
+
+    #[test]
+    fn anticorrelated_feature_density_convention_has_marginal_p() {
+        let dist = FeatureDistribution::new(
+            2,
+            vec![FeatureGroup::Anticorrelated {
+                features: 0..2,
+                density: 0.3,
+                convention: AnticorrelatedConvention::FeatureDensity,
+            }],
+            ValueRange::Unit,
+        )
+        .unwrap();
+        let (d, _, _) = moments(&dist, 50, 1024);
+        let tol = 5.0 * (0.3 * 0.7 / 51200.0f64).sqrt();
+        assert!(
+            (d[0] - 0.3).abs() < tol && (d[1] - 0.3).abs() < tol,
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn signed_values_are_symmetric() {
+        let dist = FeatureDistribution::uniform(10, 0.5, ValueRange::Signed).unwrap();
+        let (_, m, m2) = moments(&dist, 100, 1024);
+        let draws = 102_400.0f64;
+        for i in 0..10 {
+            // E[x] = 0 and E[x²] = p/3 for U[−1,1] values at density p = 1/2.
+            assert!(m[i].abs() < 5.0 * (0.5 / 3.0 / draws).sqrt());
+            assert!((m2[i] - 0.5 / 3.0).abs() < 5.0 * (0.5 / 5.0 / draws).sqrt());
+        }
+    }
+
+    #[test]
+    fn mixed_densities_are_kept_per_group() {
+        let mut densities = vec![0.05; 5];
+        densities[2] = 0.005;
+        let dist = FeatureDistribution::independent(&densities, ValueRange::Unit).unwrap();
+        assert_eq!(dist.groups().len(), 3);
+        let (d, _, _) = moments(&dist, 200, 1024);
+        for (i, &p) in densities.iter().enumerate() {
+            assert!(
+                (d[i] - p).abs() < 5.0 * (p * (1.0 - p) / 204_800.0f64).sqrt(),
+                "{i}: {} vs {p}",
+                d[i]
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_distributions_are_rejected() {
+        assert!(matches!(
+            FeatureDistribution::uniform(3, 1.5, ValueRange::Unit),
+            Err(DistributionError::Density { .. })
+        ));
+        let gap = FeatureDistribution::new(
+            4,
+            vec![FeatureGroup::Independent {
+                features: 0..2,
+                density: 0.1,
+            }],
+            ValueRange::Unit,
+        );
+        assert!(matches!(
+            gap,
+            Err(DistributionError::NotAPartition {
+                feature: 2,
+                problem: "uncovered",
+                ..
+            })
+        ));
+        let k_times_p = FeatureDistribution::new(
+            3,
+            vec![FeatureGroup::Anticorrelated {
+                features: 0..3,
+                density: 0.5,
+                convention: AnticorrelatedConvention::FeatureDensity,
+            }],
+            ValueRange::Unit,
+        );
+        assert!(k_times_p.is_err(), "3 × 0.5 > 1 cannot be a probability");
+    }
+}
