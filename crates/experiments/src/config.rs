@@ -1,0 +1,450 @@
+//! Run configurations: TOML text → [`RawConfig`] (serde, unknown keys rejected) → validated [`Plan`].
+//!
+//! Two stages, as in ripgrep's flags: the raw stage only parses, the plan stage checks every value
+//! and builds the engine's typed settings. Every error names where the config came from, the dotted
+//! key, what was expected and what was found, and a hint where one helps (did-you-mean for typos).
+//! Nothing is written anywhere until a config has become a `Plan`.
+//!
+//! The resolved config (every default filled in) is the `RawConfig` the plan keeps; writing it back as
+//! TOML and running it again reproduces the run bit for bit.
+
+use crate::families::toy::{RawToy, ToyPlan};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use tms_engine::optim::{Optimizer, Schedule};
+use tms_engine::train::TrainSettings;
+
+/// A config as written by the user, defaults filled in by serde.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Name and description.
+    pub experiment: RawExperiment,
+    /// Optimiser, schedule, steps, seeds.
+    #[serde(default)]
+    pub train: RawTrain,
+    /// A toy model of superposition (experiments.md §1–§2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toy: Option<RawToy>,
+}
+
+/// `[experiment]`: what this run is.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    /// Short name (a preset's id, or the user's).
+    pub name: String,
+    /// One line for `tms presets` and the report.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `[train]`: settings shared by every instance. Defaults are the paper's notebook.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTrain {
+    /// Optimisation steps.
+    pub steps: u64,
+    /// `sgd`, `adam` or `adamw`.
+    pub optimizer: String,
+    /// Base learning rate η₀.
+    pub learning_rate: f64,
+    /// Weight decay (decoupled for AdamW, L2 for Adam; ignored by SGD).
+    pub weight_decay: f64,
+    /// Adam's β₁.
+    pub beta1: f64,
+    /// Adam's β₂.
+    pub beta2: f64,
+    /// Adam's ε.
+    pub epsilon: f64,
+    /// `constant`, `linear`, `cosine` or `warmup-cosine`.
+    pub schedule: String,
+    /// Warm-up steps of `warmup-cosine`.
+    pub warmup_steps: u64,
+    /// Run seed: each instance's streams derive from (seed, instance, replica).
+    pub seed: u64,
+    /// Best-of-N: seeds trained per setting; the lowest evaluation loss is kept, all are recorded.
+    pub replicas: u64,
+    /// A history row every `log_every` steps.
+    pub log_every: u64,
+}
+
+impl Default for RawTrain {
+    fn default() -> Self {
+        Self {
+            steps: 10_000,
+            optimizer: "adamw".into(),
+            learning_rate: 1e-3,
+            weight_decay: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            schedule: "constant".into(),
+            warmup_steps: 0,
+            seed: 0,
+            replicas: 1,
+            log_every: 100,
+        }
+    }
+}
+
+/// A validated run: typed settings for the engine plus the resolved config it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The config with every default filled in (written as `config.toml`).
+    pub resolved: RawConfig,
+    /// Training settings shared by every instance.
+    pub train: TrainSettings,
+    /// Run seed.
+    pub seed: u64,
+    /// Replicas per setting (best-of-N).
+    pub replicas: u64,
+    /// The model family and its instances.
+    pub family: FamilyPlan,
+}
+
+/// The model family of a run and its per-instance settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FamilyPlan {
+    /// Toy models of superposition.
+    Toy(ToyPlan),
+}
+
+impl FamilyPlan {
+    /// Number of instance settings (before replicas).
+    pub fn instance_count(&self) -> usize {
+        match self {
+            FamilyPlan::Toy(p) => p.instances.len(),
+        }
+    }
+
+    /// The family's name in outputs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FamilyPlan::Toy(_) => "toy",
+        }
+    }
+}
+
+/// Where a config came from, for error messages.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Origin {
+    /// A file on disk.
+    File(std::path::PathBuf),
+    /// A built-in preset.
+    Preset(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Preset(name) => write!(f, "preset `{name}`"),
+        }
+    }
+}
+
+/// Why a config was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {message}")]
+    Read {
+        /// The path given.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        message: String,
+    },
+    /// Not valid TOML.
+    #[error("invalid config {origin}: TOML syntax error\n{message}")]
+    Syntax {
+        /// Where the text came from.
+        origin: Origin,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A `--set key=value` override that cannot apply.
+    #[error("invalid override `{assignment}`: {problem}")]
+    Override {
+        /// The `key=value` text.
+        assignment: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A key with a wrong value, an unknown key, or a missing key.
+    #[error("invalid config {origin}\nCaused by: `{key}` expected {expected}, but found {found}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Invalid {
+        /// Where the config came from.
+        origin: Origin,
+        /// Dotted key, e.g. `toy.density`.
+        key: String,
+        /// What is allowed.
+        expected: String,
+        /// What was there.
+        found: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
+}
+
+/// A value error before its origin is known; [`Invalid::at`] places it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// Dotted key.
+    pub key: String,
+    /// What is allowed.
+    pub expected: String,
+    /// What was there.
+    pub found: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl Invalid {
+    /// An error for `key`.
+    pub fn new(key: impl Into<String>, expected: impl Into<String>, found: impl fmt::Display) -> Self {
+        Self { key: key.into(), expected: expected.into(), found: found.to_string(), hint: None }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The full error, placed at `origin`.
+    pub fn at(self, origin: &Origin) -> ConfigError {
+        ConfigError::Invalid { origin: origin.clone(), key: self.key, expected: self.expected, found: self.found, hint: self.hint }
+    }
+}
+
+/// Checks `ok`, or fails with an [`Invalid`] for `key`.
+pub fn require(ok: bool, key: &str, expected: &str, found: impl fmt::Display) -> Result<(), Invalid> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, expected, found))
+    }
+}
+
+/// Parses TOML text, applies `--set` overrides, and validates it into a plan.
+pub fn load(text: &str, origin: &Origin, overrides: &[String]) -> Result<Plan, ConfigError> {
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| ConfigError::Syntax { origin: origin.clone(), message: e.to_string() })?;
+    for assignment in overrides {
+        apply_override(&mut table, assignment)?;
+    }
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| schema_error(e, origin))?;
+    plan(raw).map_err(|e| e.at(origin))
+}
+
+/// Validates a raw config into a plan.
+pub fn plan(mut raw: RawConfig) -> Result<Plan, Invalid> {
+    let t = &raw.train;
+    require(t.steps >= 1, "train.steps", "an integer ≥ 1", t.steps)?;
+    require(t.learning_rate.is_finite() && t.learning_rate > 0.0, "train.learning_rate", "a finite number > 0", t.learning_rate)?;
+    require(t.weight_decay.is_finite() && t.weight_decay >= 0.0, "train.weight_decay", "a finite number ≥ 0", t.weight_decay)?;
+    require((0.0..1.0).contains(&t.beta1), "train.beta1", "a number in [0, 1)", t.beta1)?;
+    require((0.0..1.0).contains(&t.beta2), "train.beta2", "a number in [0, 1)", t.beta2)?;
+    require(t.epsilon.is_finite() && t.epsilon > 0.0, "train.epsilon", "a finite number > 0", t.epsilon)?;
+    require(t.replicas >= 1 && t.replicas <= 100_000, "train.replicas", "an integer in [1, 100000]", t.replicas)?;
+    require(t.log_every >= 1, "train.log_every", "an integer ≥ 1", t.log_every)?;
+    require(t.warmup_steps <= t.steps, "train.warmup_steps", format!("an integer in [0, train.steps = {}]", t.steps).as_str(), t.warmup_steps)?;
+    let optimizer = match t.optimizer.as_str() {
+        "sgd" => Optimizer::Sgd,
+        "adam" => Optimizer::Adam { beta1: t.beta1, beta2: t.beta2, epsilon: t.epsilon, weight_decay: t.weight_decay },
+        "adamw" => Optimizer::AdamW { beta1: t.beta1, beta2: t.beta2, epsilon: t.epsilon, weight_decay: t.weight_decay },
+        other => return Err(one_of("train.optimizer", &["sgd", "adam", "adamw"], other)),
+    };
+    let schedule = match t.schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "linear" => Schedule::Linear,
+        "cosine" => Schedule::Cosine,
+        "warmup-cosine" => Schedule::WarmupCosine { warmup_steps: t.warmup_steps },
+        other => return Err(one_of("train.schedule", &["constant", "linear", "cosine", "warmup-cosine"], other)),
+    };
+    let train = TrainSettings { steps: t.steps, optimizer, learning_rate: t.learning_rate, schedule, log_every: t.log_every };
+    let (seed, replicas) = (t.seed, t.replicas);
+    let family = match raw.toy.as_mut() {
+        Some(toy) => FamilyPlan::Toy(crate::families::toy::plan(toy)?),
+        None => {
+            return Err(Invalid::new("toy", "one model section", "none").hint("add a [toy] section (see `tms presets` for examples)"))
+        }
+    };
+    Ok(Plan { resolved: raw, train, seed, replicas, family })
+}
+
+/// An error for a string field that must be one of `allowed`, with a did-you-mean hint.
+pub fn one_of(key: &str, allowed: &[&str], found: &str) -> Invalid {
+    let expected = format!("one of {}", allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "));
+    let err = Invalid::new(key, expected, format!("`{found}`"));
+    match did_you_mean(found, allowed) {
+        Some(s) => err.hint(format!("did you mean `{s}`?")),
+        None => err,
+    }
+}
+
+/// The closest of `candidates` to `word` by edit distance, if close enough to be a typo.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|&(d, c)| d <= 2.max(c.len() / 3))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            current.push((previous[j] + (ca != cb) as usize).min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Turns a serde error (unknown key, missing key, wrong type) into an `Invalid` at its dotted path.
+fn schema_error(error: serde_path_to_error::Error<toml::de::Error>, origin: &Origin) -> ConfigError {
+    let path = error.path().to_string();
+    let message = error.inner().message().to_string();
+    // serde: "unknown field `x`, expected one of `a`, `b`" / "unknown field `x`, expected `a`".
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, tail) = rest.split_once('`').unwrap_or((rest, ""));
+        let allowed: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+        let parent = path.rsplit_once('.').map(|(p, _)| p.to_string());
+        let key = if path.ends_with(field) || path == "." { path.clone() } else { format!("{path}.{field}") };
+        let key = if key == "." { field.to_string() } else { key };
+        let mut err = Invalid::new(
+            key,
+            format!("a known key{}", parent.map(|p| format!(" of [{p}]")).unwrap_or_default()),
+            format!("unknown key `{field}`"),
+        );
+        err.hint = match did_you_mean(field, &allowed) {
+            Some(s) => Some(format!("did you mean `{s}`?")),
+            None if !allowed.is_empty() => Some(format!("allowed keys: {}", allowed.join(", "))),
+            None => None,
+        };
+        return err.at(origin);
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        let key = if path == "." { field.to_string() } else { format!("{path}.{field}") };
+        return Invalid::new(key, "a value (this key is required)", "nothing").at(origin);
+    }
+    // "invalid type: string \"x\", expected f64" and similar.
+    let (found, expected) = match message.split_once(", expected ") {
+        Some((f, e)) => (f.trim_start_matches("invalid type: ").trim_start_matches("invalid value: ").to_string(), e.to_string()),
+        None => (message.clone(), "a valid value".into()),
+    };
+    Invalid::new(path, expected, found).at(origin)
+}
+
+/// Applies `a.b.c=value` to a TOML table. The value is parsed as TOML (number, bool, array, inline
+/// table, quoted string); anything else is taken as a bare string.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    let fail = |problem: &str| ConfigError::Override { assignment: assignment.to_string(), problem: problem.to_string() };
+    let (key, value) = assignment.split_once('=').ok_or_else(|| fail("expected KEY=VALUE, e.g. train.steps=2000"))?;
+    let key = key.trim();
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(fail("the key must be a dotted path like toy.density"));
+    }
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(value.trim().to_string()),
+    };
+    let mut current = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = current.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| fail(&format!("`{part}` is not a table")))?;
+    }
+    current.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// The resolved config as TOML text.
+pub fn to_toml(raw: &RawConfig) -> String {
+    toml::to_string_pretty(raw).expect("a RawConfig always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[experiment]\nname = \"t\"\n[toy]\nmodel = \"relu-output\"\nn_features = 5\nn_hidden = 2\ndensity = 0.1\n";
+
+    fn error(text: &str, overrides: &[&str]) -> ConfigError {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        load(text, &Origin::File("c.toml".into()), &overrides).expect_err("config must be rejected")
+    }
+
+    fn key_of(e: &ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { key, .. } => key.clone(),
+            other => panic!("expected an invalid-key error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn valid_config_loads_and_round_trips() {
+        let plan = load(BASE, &Origin::Preset("t".into()), &[]).unwrap();
+        let again = load(&to_toml(&plan.resolved), &Origin::Preset("t".into()), &[]).unwrap();
+        assert_eq!(plan, again);
+        assert_eq!(plan.train.steps, 10_000);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        for (set, key) in [
+            ("toy.n_features=0", "toy.n_features"),
+            ("toy.density=1.5", "toy.density"),
+            ("toy.density=-0.1", "toy.density"),
+            ("toy.importance=[1.0, -1.0, 1.0, 1.0, 1.0]", "toy.importance"),
+            ("toy.n_hidden=6", "toy.n_hidden"),
+            ("train.learning_rate=nan", "train.learning_rate"),
+            ("train.learning_rate=-0.1", "train.learning_rate"),
+            ("train.steps=0", "train.steps"),
+            ("train.optimizer=\"adamx\"", "train.optimizer"),
+            ("toy.model=\"relu\"", "toy.model"),
+            ("toy.density=0.0", "toy.density"),
+        ] {
+            let e = error(BASE, &[set]);
+            assert_eq!(key_of(&e), key, "{set}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion() {
+        let e = error(BASE, &["toy.desnity=0.1"]);
+        assert_eq!(key_of(&e), "toy.desnity");
+        let text = e.to_string();
+        assert!(text.contains("did you mean `density`?"), "{text}");
+        assert!(text.contains("c.toml"), "{text}");
+        let e = error(&BASE.replace("[experiment]", "[experimnt]"), &[]);
+        assert!(e.to_string().contains("did you mean `experiment`?"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_missing_keys_name_the_key() {
+        assert_eq!(key_of(&error(BASE, &["train.steps=\"many\""])), "train.steps");
+        let e = error(&BASE.replace("n_hidden = 2\n", ""), &[]);
+        assert_eq!(key_of(&e), "toy.n_hidden");
+    }
+
+    #[test]
+    fn syntax_errors_and_bad_overrides() {
+        assert!(matches!(error("[experiment\n", &[]), ConfigError::Syntax { .. }));
+        assert!(matches!(error(BASE, &["novalue"]), ConfigError::Override { .. }));
+        assert!(matches!(error(BASE, &["experiment.name.x=1"]), ConfigError::Override { .. }));
+    }
+
+    #[test]
+    fn suggestions_need_a_close_match() {
+        assert_eq!(did_you_mean("densty", &["density", "importance"]), Some("density"));
+        assert_eq!(did_you_mean("zzzzzz", &["density", "importance"]), None);
+    }
+}

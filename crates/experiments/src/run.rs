@@ -1,0 +1,152 @@
+//! Training a [`Plan`]: every (instance, replica) pair is one engine instance; after training, each
+//! instance keeps the replica with the lowest evaluation loss (best-of-N), and all replicas' losses
+//! are recorded.
+
+use crate::config::{FamilyPlan, Plan};
+use rayon::prelude::*;
+use serde_json::Value;
+use tms_engine::models::NamedTensor;
+use tms_engine::rng::InstanceKey;
+use tms_engine::train::{self, HistoryRow, InstanceState, Status, Task};
+
+/// One replica of one instance after training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicaOutcome {
+    /// Replica number.
+    pub replica: u64,
+    /// Loss on the instance's fixed evaluation batch (NaN if diverged).
+    pub evaluation_loss: f64,
+    /// How training ended.
+    pub status: Status,
+    /// Recorded history rows.
+    pub history: Vec<HistoryRow>,
+}
+
+/// One instance (setting) after training and selection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceOutcome {
+    /// Index of the setting in the plan.
+    pub index: usize,
+    /// The replica kept (lowest evaluation loss among those that did not diverge).
+    pub chosen_replica: u64,
+    /// Every replica.
+    pub replicas: Vec<ReplicaOutcome>,
+    /// Parameters of the kept replica, as the output tensors.
+    pub tensors: Vec<NamedTensor>,
+    /// The instance's settings (axis values) as JSON.
+    pub settings: Value,
+    /// The family's metrics of the kept replica as JSON.
+    pub metrics: Value,
+}
+
+impl InstanceOutcome {
+    /// The kept replica.
+    pub fn chosen(&self) -> &ReplicaOutcome {
+        &self.replicas[self.chosen_replica as usize]
+    }
+}
+
+/// Names of the observables recorded in the history, per family.
+pub fn observable_names(plan: &Plan) -> Vec<String> {
+    match &plan.family {
+        FamilyPlan::Toy(p) => p.task(0).observable_names(),
+    }
+}
+
+/// Trains the instances `indices` of `plan` (all of them for a plain run; a subset for a shard or a
+/// resumed sweep). `progress` receives steps done.
+pub fn run(plan: &Plan, indices: &[usize], progress: &(dyn Fn(u64) + Sync)) -> Vec<InstanceOutcome> {
+    match &plan.family {
+        FamilyPlan::Toy(toy) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
+            train_and_select(plan, &tasks, indices, progress, |k, _task, params| (toy.settings_json(k), toy.metrics_json(params)))
+        }
+    }
+}
+
+/// Total steps `run` will report for `indices`.
+pub fn total_steps(plan: &Plan, indices: &[usize]) -> u64 {
+    indices.len() as u64 * plan.replicas * plan.train.steps
+}
+
+fn train_and_select<T: Task>(
+    plan: &Plan,
+    tasks: &[T],
+    indices: &[usize],
+    progress: &(dyn Fn(u64) + Sync),
+    describe: impl Fn(usize, &T, &[f32]) -> (Value, Value) + Sync,
+) -> Vec<InstanceOutcome> {
+    let replicas = plan.replicas as usize;
+    // Flatten (instance, replica) into one list so that rayon balances all of them.
+    let mut flat_tasks: Vec<&T> = Vec::with_capacity(tasks.len() * replicas);
+    let mut states: Vec<InstanceState> = Vec::with_capacity(tasks.len() * replicas);
+    for (task, &k) in tasks.iter().zip(indices) {
+        for r in 0..replicas {
+            let key = InstanceKey { seed: plan.seed, instance: k as u64, replica: r as u64 };
+            flat_tasks.push(task);
+            states.push(InstanceState::new(task, key));
+        }
+    }
+    states
+        .par_iter_mut()
+        .zip(flat_tasks.par_iter())
+        .with_max_len(1)
+        .for_each(|(state, task)| train::advance(*task, state, &plan.train, plan.train.steps, progress));
+    let losses: Vec<f64> = states
+        .par_iter()
+        .zip(flat_tasks.par_iter())
+        .with_max_len(1)
+        .map(|(state, task)| if state.status == Status::Finished { task.evaluation_loss(&state.parameters, &state.key) } else { f64::NAN })
+        .collect();
+    tasks
+        .iter()
+        .zip(indices)
+        .enumerate()
+        .map(|(position, (task, &k))| {
+            let range = position * replicas..(position + 1) * replicas;
+            let chosen = select_best(&losses[range.clone()]);
+            let parameters = &states[range.start + chosen].parameters;
+            let (settings, metrics) = describe(k, task, parameters);
+            InstanceOutcome {
+                index: k,
+                chosen_replica: chosen as u64,
+                tensors: task.export(parameters),
+                replicas: range
+                    .map(|j| ReplicaOutcome {
+                        replica: states[j].key.replica,
+                        evaluation_loss: losses[j],
+                        status: states[j].status.clone(),
+                        history: states[j].history.clone(),
+                    })
+                    .collect(),
+                settings,
+                metrics,
+            }
+        })
+        .collect()
+}
+
+/// Index of the lowest loss; NaN (diverged) replicas lose to any number; ties keep the lowest index.
+pub fn select_best(losses: &[f64]) -> usize {
+    let mut best = 0;
+    for (j, &l) in losses.iter().enumerate().skip(1) {
+        let b = losses[best];
+        if (b.is_nan() && !l.is_nan()) || l < b {
+            best = j;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_best;
+
+    #[test]
+    fn best_of_n_prefers_finite_lowest_first() {
+        assert_eq!(select_best(&[0.3, 0.1, 0.2]), 1);
+        assert_eq!(select_best(&[f64::NAN, 0.5, 0.4]), 2);
+        assert_eq!(select_best(&[0.1, 0.1]), 0);
+        assert_eq!(select_best(&[f64::NAN, f64::NAN]), 0);
+    }
+}
