@@ -164,7 +164,7 @@ pub fn advance<T: Task>(
             &mut gradient,
         );
         let last = step + 1 == settings.steps;
-        if step % settings.log_every.max(1) == 0 || last {
+        if step.is_multiple_of(settings.log_every.max(1)) || last {
             state.history.push(HistoryRow {
                 step,
                 loss,

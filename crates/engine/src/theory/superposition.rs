@@ -20,6 +20,26 @@ pub fn linear_optimum_loss(importance: &[f64], density: f64, n_hidden: usize) ->
     feature_variance(density) * dropped / importance.len() as f64
 }
 
+/// Exact expected loss (per example, mean over features) of a *linear* model x̂ = G x + b,
+/// G = WᵀW, on iid features of density p: with A = G − I, μ = p/2, σ² = p/3 − p²/4,
+/// E[L] = (1/n) Σ_i I_i [σ² Σ_j A_ij² + (μ Σ_j A_ij + b_i)²].
+/// `gram` is G (n×n row-major), `bias` is b.
+pub fn linear_expected_loss(gram: &[f64], bias: &[f64], importance: &[f64], density: f64) -> f64 {
+    let n = bias.len();
+    let (mean, variance) = (feature_mean(density), feature_variance(density));
+    let mut total = 0.0;
+    for i in 0..n {
+        let (mut squares, mut sum) = (0.0, 0.0);
+        for j in 0..n {
+            let a = gram[i * n + j] - if i == j { 1.0 } else { 0.0 };
+            squares += a * a;
+            sum += a;
+        }
+        total += importance[i] * (variance * squares + (mean * sum + bias[i]).powi(2));
+    }
+    total / n as f64
+}
+
 /// Solutions of the n = 2, m = 1 model with importances (1, r).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PhaseTwoToOne {
@@ -176,6 +196,21 @@ mod tests {
         // n = 4, m = 2, importances (1, .5, .25, .125) shuffled: dropped .25 + .125, σ² = 1/12 at p = 1.
         let l = linear_optimum_loss(&[0.25, 1.0, 0.125, 0.5], 1.0, 2);
         assert!((l - (0.375 / 12.0) / 4.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn linear_expected_loss_at_the_optimum_is_the_closed_form() {
+        // Projector on the first 2 of 4 features, b = p/2 on the dropped ones.
+        let p = 0.3;
+        let mut gram = vec![0.0; 16];
+        gram[0] = 1.0;
+        gram[5] = 1.0;
+        let bias = [0.0, 0.0, p / 2.0, p / 2.0];
+        let importance = [1.0, 0.8, 0.64, 0.512];
+        let exact = linear_expected_loss(&gram, &bias, &importance, p);
+        assert!((exact - linear_optimum_loss(&importance, p, 2)).abs() < 1e-15);
+        // Any other bias is worse.
+        assert!(linear_expected_loss(&gram, &[0.0, 0.0, 0.0, p / 2.0], &importance, p) > exact);
     }
 
     #[test]
