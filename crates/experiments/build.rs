@@ -17,7 +17,12 @@ fn main() {
     for name in names {
         let path = dir.join(&name).canonicalize().expect("preset path");
         println!("cargo:rerun-if-changed={}", path.display());
-        let _ = writeln!(code, "    ({:?}, include_str!({:?})),", name.trim_end_matches(".toml"), path.display().to_string());
+        let _ = writeln!(
+            code,
+            "    ({:?}, include_str!({:?})),",
+            name.trim_end_matches(".toml"),
+            path.display().to_string()
+        );
     }
     code.push_str("];\n");
     let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("presets.rs");

@@ -202,8 +202,17 @@ pub struct Invalid {
 
 impl Invalid {
     /// An error for `key`.
-    pub fn new(key: impl Into<String>, expected: impl Into<String>, found: impl fmt::Display) -> Self {
-        Self { key: key.into(), expected: expected.into(), found: found.to_string(), hint: None }
+    pub fn new(
+        key: impl Into<String>,
+        expected: impl Into<String>,
+        found: impl fmt::Display,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            expected: expected.into(),
+            found: found.to_string(),
+            hint: None,
+        }
     }
 
     /// Adds a hint.
@@ -214,12 +223,23 @@ impl Invalid {
 
     /// The full error, placed at `origin`.
     pub fn at(self, origin: &Origin) -> ConfigError {
-        ConfigError::Invalid { origin: origin.clone(), key: self.key, expected: self.expected, found: self.found, hint: self.hint }
+        ConfigError::Invalid {
+            origin: origin.clone(),
+            key: self.key,
+            expected: self.expected,
+            found: self.found,
+            hint: self.hint,
+        }
     }
 }
 
 /// Checks `ok`, or fails with an [`Invalid`] for `key`.
-pub fn require(ok: bool, key: &str, expected: &str, found: impl fmt::Display) -> Result<(), Invalid> {
+pub fn require(
+    ok: bool,
+    key: &str,
+    expected: &str,
+    found: impl fmt::Display,
+) -> Result<(), Invalid> {
     if ok {
         Ok(())
     } else {
@@ -229,12 +249,15 @@ pub fn require(ok: bool, key: &str, expected: &str, found: impl fmt::Display) ->
 
 /// Parses TOML text, applies `--set` overrides, and validates it into a plan.
 pub fn load(text: &str, origin: &Origin, overrides: &[String]) -> Result<Plan, ConfigError> {
-    let mut table: toml::Table =
-        toml::from_str(text).map_err(|e| ConfigError::Syntax { origin: origin.clone(), message: e.to_string() })?;
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        origin: origin.clone(),
+        message: e.to_string(),
+    })?;
     for assignment in overrides {
         apply_override(&mut table, assignment)?;
     }
-    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| schema_error(e, origin))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| schema_error(e, origin))?;
     plan(raw).map_err(|e| e.at(origin))
 }
 
@@ -242,41 +265,119 @@ pub fn load(text: &str, origin: &Origin, overrides: &[String]) -> Result<Plan, C
 pub fn plan(mut raw: RawConfig) -> Result<Plan, Invalid> {
     let t = &raw.train;
     require(t.steps >= 1, "train.steps", "an integer ≥ 1", t.steps)?;
-    require(t.learning_rate.is_finite() && t.learning_rate > 0.0, "train.learning_rate", "a finite number > 0", t.learning_rate)?;
-    require(t.weight_decay.is_finite() && t.weight_decay >= 0.0, "train.weight_decay", "a finite number ≥ 0", t.weight_decay)?;
-    require((0.0..1.0).contains(&t.beta1), "train.beta1", "a number in [0, 1)", t.beta1)?;
-    require((0.0..1.0).contains(&t.beta2), "train.beta2", "a number in [0, 1)", t.beta2)?;
-    require(t.epsilon.is_finite() && t.epsilon > 0.0, "train.epsilon", "a finite number > 0", t.epsilon)?;
-    require(t.replicas >= 1 && t.replicas <= 100_000, "train.replicas", "an integer in [1, 100000]", t.replicas)?;
-    require(t.log_every >= 1, "train.log_every", "an integer ≥ 1", t.log_every)?;
-    require(t.warmup_steps <= t.steps, "train.warmup_steps", format!("an integer in [0, train.steps = {}]", t.steps).as_str(), t.warmup_steps)?;
+    require(
+        t.learning_rate.is_finite() && t.learning_rate > 0.0,
+        "train.learning_rate",
+        "a finite number > 0",
+        t.learning_rate,
+    )?;
+    require(
+        t.weight_decay.is_finite() && t.weight_decay >= 0.0,
+        "train.weight_decay",
+        "a finite number ≥ 0",
+        t.weight_decay,
+    )?;
+    require(
+        (0.0..1.0).contains(&t.beta1),
+        "train.beta1",
+        "a number in [0, 1)",
+        t.beta1,
+    )?;
+    require(
+        (0.0..1.0).contains(&t.beta2),
+        "train.beta2",
+        "a number in [0, 1)",
+        t.beta2,
+    )?;
+    require(
+        t.epsilon.is_finite() && t.epsilon > 0.0,
+        "train.epsilon",
+        "a finite number > 0",
+        t.epsilon,
+    )?;
+    require(
+        t.replicas >= 1 && t.replicas <= 100_000,
+        "train.replicas",
+        "an integer in [1, 100000]",
+        t.replicas,
+    )?;
+    require(
+        t.log_every >= 1,
+        "train.log_every",
+        "an integer ≥ 1",
+        t.log_every,
+    )?;
+    require(
+        t.warmup_steps <= t.steps,
+        "train.warmup_steps",
+        format!("an integer in [0, train.steps = {}]", t.steps).as_str(),
+        t.warmup_steps,
+    )?;
     let optimizer = match t.optimizer.as_str() {
         "sgd" => Optimizer::Sgd,
-        "adam" => Optimizer::Adam { beta1: t.beta1, beta2: t.beta2, epsilon: t.epsilon, weight_decay: t.weight_decay },
-        "adamw" => Optimizer::AdamW { beta1: t.beta1, beta2: t.beta2, epsilon: t.epsilon, weight_decay: t.weight_decay },
+        "adam" => Optimizer::Adam {
+            beta1: t.beta1,
+            beta2: t.beta2,
+            epsilon: t.epsilon,
+            weight_decay: t.weight_decay,
+        },
+        "adamw" => Optimizer::AdamW {
+            beta1: t.beta1,
+            beta2: t.beta2,
+            epsilon: t.epsilon,
+            weight_decay: t.weight_decay,
+        },
         other => return Err(one_of("train.optimizer", &["sgd", "adam", "adamw"], other)),
     };
     let schedule = match t.schedule.as_str() {
         "constant" => Schedule::Constant,
         "linear" => Schedule::Linear,
         "cosine" => Schedule::Cosine,
-        "warmup-cosine" => Schedule::WarmupCosine { warmup_steps: t.warmup_steps },
-        other => return Err(one_of("train.schedule", &["constant", "linear", "cosine", "warmup-cosine"], other)),
+        "warmup-cosine" => Schedule::WarmupCosine {
+            warmup_steps: t.warmup_steps,
+        },
+        other => {
+            return Err(one_of(
+                "train.schedule",
+                &["constant", "linear", "cosine", "warmup-cosine"],
+                other,
+            ))
+        }
     };
-    let train = TrainSettings { steps: t.steps, optimizer, learning_rate: t.learning_rate, schedule, log_every: t.log_every };
+    let train = TrainSettings {
+        steps: t.steps,
+        optimizer,
+        learning_rate: t.learning_rate,
+        schedule,
+        log_every: t.log_every,
+    };
     let (seed, replicas) = (t.seed, t.replicas);
     let family = match raw.toy.as_mut() {
         Some(toy) => FamilyPlan::Toy(crate::families::toy::plan(toy)?),
         None => {
-            return Err(Invalid::new("toy", "one model section", "none").hint("add a [toy] section (see `tms presets` for examples)"))
+            return Err(Invalid::new("toy", "one model section", "none")
+                .hint("add a [toy] section (see `tms presets` for examples)"))
         }
     };
-    Ok(Plan { resolved: raw, train, seed, replicas, family })
+    Ok(Plan {
+        resolved: raw,
+        train,
+        seed,
+        replicas,
+        family,
+    })
 }
 
 /// An error for a string field that must be one of `allowed`, with a did-you-mean hint.
 pub fn one_of(key: &str, allowed: &[&str], found: &str) -> Invalid {
-    let expected = format!("one of {}", allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "));
+    let expected = format!(
+        "one of {}",
+        allowed
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let err = Invalid::new(key, expected, format!("`{found}`"));
     match did_you_mean(found, allowed) {
         Some(s) => err.hint(format!("did you mean `{s}`?")),
@@ -300,7 +401,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut current = vec![i + 1];
         for (j, &cb) in b.iter().enumerate() {
-            current.push((previous[j] + (ca != cb) as usize).min(previous[j + 1] + 1).min(current[j] + 1));
+            current.push(
+                (previous[j] + (ca != cb) as usize)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
         }
         previous = current;
     }
@@ -308,7 +413,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Turns a serde error (unknown key, missing key, wrong type) into an `Invalid` at its dotted path.
-fn schema_error(error: serde_path_to_error::Error<toml::de::Error>, origin: &Origin) -> ConfigError {
+fn schema_error(
+    error: serde_path_to_error::Error<toml::de::Error>,
+    origin: &Origin,
+) -> ConfigError {
     let path = error.path().to_string();
     let message = error.inner().message().to_string();
     // serde: "unknown field `x`, expected one of `a`, `b`" / "unknown field `x`, expected `a`".
@@ -316,11 +424,18 @@ fn schema_error(error: serde_path_to_error::Error<toml::de::Error>, origin: &Ori
         let (field, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let allowed: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
         let parent = path.rsplit_once('.').map(|(p, _)| p.to_string());
-        let key = if path.ends_with(field) || path == "." { path.clone() } else { format!("{path}.{field}") };
+        let key = if path.ends_with(field) || path == "." {
+            path.clone()
+        } else {
+            format!("{path}.{field}")
+        };
         let key = if key == "." { field.to_string() } else { key };
         let mut err = Invalid::new(
             key,
-            format!("a known key{}", parent.map(|p| format!(" of [{p}]")).unwrap_or_default()),
+            format!(
+                "a known key{}",
+                parent.map(|p| format!(" of [{p}]")).unwrap_or_default()
+            ),
             format!("unknown key `{field}`"),
         );
         err.hint = match did_you_mean(field, &allowed) {
@@ -332,12 +447,21 @@ fn schema_error(error: serde_path_to_error::Error<toml::de::Error>, origin: &Ori
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
-        let key = if path == "." { field.to_string() } else { format!("{path}.{field}") };
+        let key = if path == "." {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
         return Invalid::new(key, "a value (this key is required)", "nothing").at(origin);
     }
     // "invalid type: string \"x\", expected f64" and similar.
     let (found, expected) = match message.split_once(", expected ") {
-        Some((f, e)) => (f.trim_start_matches("invalid type: ").trim_start_matches("invalid value: ").to_string(), e.to_string()),
+        Some((f, e)) => (
+            f.trim_start_matches("invalid type: ")
+                .trim_start_matches("invalid value: ")
+                .to_string(),
+            e.to_string(),
+        ),
         None => (message.clone(), "a valid value".into()),
     };
     Invalid::new(path, expected, found).at(origin)
@@ -346,8 +470,13 @@ fn schema_error(error: serde_path_to_error::Error<toml::de::Error>, origin: &Ori
 /// Applies `a.b.c=value` to a TOML table. The value is parsed as TOML (number, bool, array, inline
 /// table, quoted string); anything else is taken as a bare string.
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
-    let fail = |problem: &str| ConfigError::Override { assignment: assignment.to_string(), problem: problem.to_string() };
-    let (key, value) = assignment.split_once('=').ok_or_else(|| fail("expected KEY=VALUE, e.g. train.steps=2000"))?;
+    let fail = |problem: &str| ConfigError::Override {
+        assignment: assignment.to_string(),
+        problem: problem.to_string(),
+    };
+    let (key, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| fail("expected KEY=VALUE, e.g. train.steps=2000"))?;
     let key = key.trim();
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
@@ -359,8 +488,12 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), C
     };
     let mut current = table;
     for part in &parts[..parts.len() - 1] {
-        let entry = current.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry.as_table_mut().ok_or_else(|| fail(&format!("`{part}` is not a table")))?;
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| fail(&format!("`{part}` is not a table")))?;
     }
     current.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())
@@ -403,7 +536,10 @@ mod tests {
             ("toy.n_features=0", "toy.n_features"),
             ("toy.density=1.5", "toy.density"),
             ("toy.density=-0.1", "toy.density"),
-            ("toy.importance=[1.0, -1.0, 1.0, 1.0, 1.0]", "toy.importance"),
+            (
+                "toy.importance=[1.0, -1.0, 1.0, 1.0, 1.0]",
+                "toy.importance",
+            ),
             ("toy.n_hidden=6", "toy.n_hidden"),
             ("train.learning_rate=nan", "train.learning_rate"),
             ("train.learning_rate=-0.1", "train.learning_rate"),
@@ -430,21 +566,36 @@ mod tests {
 
     #[test]
     fn wrong_types_and_missing_keys_name_the_key() {
-        assert_eq!(key_of(&error(BASE, &["train.steps=\"many\""])), "train.steps");
+        assert_eq!(
+            key_of(&error(BASE, &["train.steps=\"many\""])),
+            "train.steps"
+        );
         let e = error(&BASE.replace("n_hidden = 2\n", ""), &[]);
         assert_eq!(key_of(&e), "toy.n_hidden");
     }
 
     #[test]
     fn syntax_errors_and_bad_overrides() {
-        assert!(matches!(error("[experiment\n", &[]), ConfigError::Syntax { .. }));
-        assert!(matches!(error(BASE, &["novalue"]), ConfigError::Override { .. }));
-        assert!(matches!(error(BASE, &["experiment.name.x=1"]), ConfigError::Override { .. }));
+        assert!(matches!(
+            error("[experiment\n", &[]),
+            ConfigError::Syntax { .. }
+        ));
+        assert!(matches!(
+            error(BASE, &["novalue"]),
+            ConfigError::Override { .. }
+        ));
+        assert!(matches!(
+            error(BASE, &["experiment.name.x=1"]),
+            ConfigError::Override { .. }
+        ));
     }
 
     #[test]
     fn suggestions_need_a_close_match() {
-        assert_eq!(did_you_mean("densty", &["density", "importance"]), Some("density"));
+        assert_eq!(
+            did_you_mean("densty", &["density", "importance"]),
+            Some("density")
+        );
         assert_eq!(did_you_mean("zzzzzz", &["density", "importance"]), None);
     }
 }

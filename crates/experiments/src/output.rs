@@ -48,13 +48,19 @@ pub enum OutputError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io { path: path.to_path_buf(), source }
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and synced,
 /// then renamed over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
@@ -70,7 +76,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
 }
 
 /// The files of a run directory, as bytes.
-pub fn run_files(plan: &Plan, outcomes: &[InstanceOutcome]) -> Result<Vec<(&'static str, Vec<u8>)>, OutputError> {
+pub fn run_files(
+    plan: &Plan,
+    outcomes: &[InstanceOutcome],
+) -> Result<Vec<(&'static str, Vec<u8>)>, OutputError> {
     let config = to_toml(&plan.resolved);
     Ok(vec![
         ("config.toml", config.clone().into_bytes()),
@@ -83,9 +92,16 @@ pub fn run_files(plan: &Plan, outcomes: &[InstanceOutcome]) -> Result<Vec<(&'sta
 /// Writes a run directory atomically (staging directory + rename). With `force` an existing
 /// directory is replaced; without, it is an error checked before any training should start
 /// (see [`check_target`]).
-pub fn write_run_dir(out: &Path, files: &[(&str, Vec<u8>)], force: bool) -> Result<(), OutputError> {
+pub fn write_run_dir(
+    out: &Path,
+    files: &[(&str, Vec<u8>)],
+    force: bool,
+) -> Result<(), OutputError> {
     check_target(out, force)?;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("run");
     let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
@@ -128,7 +144,10 @@ fn safetensors_bytes(config: &str, outcomes: &[InstanceOutcome]) -> Result<Vec<u
             let mut bytes = Vec::with_capacity(outcomes.len() * tensor.data.len() * 4);
             for o in outcomes {
                 let other = &o.tensors[t];
-                assert_eq!(other.shape, tensor.shape, "every instance of a run has the same tensor shapes");
+                assert_eq!(
+                    other.shape, tensor.shape,
+                    "every instance of a run has the same tensor shapes"
+                );
                 bytes.extend(other.data.iter().flat_map(|v| v.to_le_bytes()));
             }
             let mut shape = vec![outcomes.len()];
@@ -139,13 +158,21 @@ fn safetensors_bytes(config: &str, outcomes: &[InstanceOutcome]) -> Result<Vec<u
     let views: Vec<(String, safetensors::tensor::TensorView)> = stacked
         .iter()
         .map(|(name, shape, bytes)| {
-            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("shape matches data");
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .expect("shape matches data");
             (name.clone(), view)
         })
         .collect();
-    let metadata: HashMap<String, String> = [("format".to_string(), FORMAT.to_string()), ("config".to_string(), config.to_string())].into();
-    safetensors::tensor::serialize(views, &Some(metadata))
-        .map_err(|e| OutputError::Corrupt { path: "model.safetensors".into(), reason: e.to_string() })
+    let metadata: HashMap<String, String> = [
+        ("format".to_string(), FORMAT.to_string()),
+        ("config".to_string(), config.to_string()),
+    ]
+    .into();
+    safetensors::tensor::serialize(views, &Some(metadata)).map_err(|e| OutputError::Corrupt {
+        path: "model.safetensors".into(),
+        reason: e.to_string(),
+    })
 }
 
 /// `metrics.json`.
@@ -228,27 +255,58 @@ pub fn loss_csv(plan: &Plan, outcomes: &[InstanceOutcome]) -> String {
 pub fn read_metrics(dir: &Path) -> Result<Value, OutputError> {
     let path = dir.join("metrics.json");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| OutputError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| OutputError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     if v["format"] != FORMAT || !v["instances"].is_array() {
-        return Err(OutputError::Corrupt { path, reason: format!("expected \"format\": \"{FORMAT}\" and an \"instances\" list") });
+        return Err(OutputError::Corrupt {
+            path,
+            reason: format!("expected \"format\": \"{FORMAT}\" and an \"instances\" list"),
+        });
     }
     Ok(v)
 }
 
-/// Reads `model.safetensors` of a run directory: (name, shape, values) of every tensor, checked.
-pub fn read_tensors(dir: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, OutputError> {
+/// A tensor read back from `model.safetensors`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Shape, instances first.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+}
+
+/// Reads `model.safetensors` of a run directory, sorted by name, checked for corruption.
+pub fn read_tensors(dir: &Path) -> Result<Vec<StoredTensor>, OutputError> {
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).map_err(io(&path))?;
-    let corrupt = |reason: String| OutputError::Corrupt { path: path.clone(), reason };
+    let corrupt = |reason: String| OutputError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
     let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(corrupt(format!("tensor {name} is {:?}, expected F32", view.dtype())));
+            return Err(corrupt(format!(
+                "tensor {name} is {:?}, expected F32",
+                view.dtype()
+            )));
         }
-        let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        out.push((name, view.shape().to_vec(), values));
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.push(StoredTensor {
+            name,
+            shape: view.shape().to_vec(),
+            values,
+        });
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }

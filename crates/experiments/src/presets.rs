@@ -18,7 +18,11 @@ pub fn names() -> Vec<&'static str> {
 /// Loads preset `name` with `--set` overrides.
 pub fn load_preset(name: &str, overrides: &[String]) -> Result<Plan, ConfigError> {
     let text = text(name).ok_or_else(|| {
-        let mut e = crate::config::Invalid::new("--preset", format!("one of {}", names().join(", ")), format!("`{name}`"));
+        let mut e = crate::config::Invalid::new(
+            "--preset",
+            format!("one of {}", names().join(", ")),
+            format!("`{name}`"),
+        );
         if let Some(s) = crate::config::did_you_mean(name, &names()) {
             e = e.hint(format!("did you mean `{s}`?"));
         }
@@ -31,7 +35,12 @@ pub fn load_preset(name: &str, overrides: &[String]) -> Result<Plan, ConfigError
 pub fn description(name: &str) -> String {
     text(name)
         .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("experiment")?.get("description")?.as_str().map(str::to_string))
+        .and_then(|t| {
+            t.get("experiment")?
+                .get("description")?
+                .as_str()
+                .map(str::to_string)
+        })
         .unwrap_or_default()
 }
 
@@ -44,8 +53,14 @@ mod tests {
         assert!(!PRESETS.is_empty());
         for name in names() {
             let plan = load_preset(name, &[]).unwrap_or_else(|e| panic!("preset {name}: {e}"));
-            assert_eq!(plan.resolved.experiment.name, name, "preset file name and experiment.name agree");
-            assert!(!description(name).is_empty(), "preset {name} has a description");
+            assert_eq!(
+                plan.resolved.experiment.name, name,
+                "preset file name and experiment.name agree"
+            );
+            assert!(
+                !description(name).is_empty(),
+                "preset {name} has a description"
+            );
         }
     }
 }

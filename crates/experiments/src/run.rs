@@ -55,11 +55,17 @@ pub fn observable_names(plan: &Plan) -> Vec<String> {
 
 /// Trains the instances `indices` of `plan` (all of them for a plain run; a subset for a shard or a
 /// resumed sweep). `progress` receives steps done.
-pub fn run(plan: &Plan, indices: &[usize], progress: &(dyn Fn(u64) + Sync)) -> Vec<InstanceOutcome> {
+pub fn run(
+    plan: &Plan,
+    indices: &[usize],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Vec<InstanceOutcome> {
     match &plan.family {
         FamilyPlan::Toy(toy) => {
             let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
-            train_and_select(plan, &tasks, indices, progress, |k, _task, params| (toy.settings_json(k), toy.metrics_json(params)))
+            train_and_select(plan, &tasks, indices, progress, |k, _task, params| {
+                (toy.settings_json(k), toy.metrics_json(params))
+            })
         }
     }
 }
@@ -82,7 +88,11 @@ fn train_and_select<T: Task>(
     let mut states: Vec<InstanceState> = Vec::with_capacity(tasks.len() * replicas);
     for (task, &k) in tasks.iter().zip(indices) {
         for r in 0..replicas {
-            let key = InstanceKey { seed: plan.seed, instance: k as u64, replica: r as u64 };
+            let key = InstanceKey {
+                seed: plan.seed,
+                instance: k as u64,
+                replica: r as u64,
+            };
             flat_tasks.push(task);
             states.push(InstanceState::new(task, key));
         }
@@ -91,12 +101,20 @@ fn train_and_select<T: Task>(
         .par_iter_mut()
         .zip(flat_tasks.par_iter())
         .with_max_len(1)
-        .for_each(|(state, task)| train::advance(*task, state, &plan.train, plan.train.steps, progress));
+        .for_each(|(state, task)| {
+            train::advance(*task, state, &plan.train, plan.train.steps, progress)
+        });
     let losses: Vec<f64> = states
         .par_iter()
         .zip(flat_tasks.par_iter())
         .with_max_len(1)
-        .map(|(state, task)| if state.status == Status::Finished { task.evaluation_loss(&state.parameters, &state.key) } else { f64::NAN })
+        .map(|(state, task)| {
+            if state.status == Status::Finished {
+                task.evaluation_loss(&state.parameters, &state.key)
+            } else {
+                f64::NAN
+            }
+        })
         .collect();
     tasks
         .iter()

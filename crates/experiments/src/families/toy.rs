@@ -8,7 +8,9 @@
 use crate::config::{one_of, require, Invalid};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tms_engine::data::sparse::{AnticorrelatedConvention, FeatureDistribution, FeatureGroup, ValueRange};
+use tms_engine::data::sparse::{
+    AnticorrelatedConvention, FeatureDistribution, FeatureGroup, ValueRange,
+};
 use tms_engine::metrics;
 use tms_engine::models::toy::{ToyKind, ToyShape, ToyTask};
 
@@ -98,16 +100,41 @@ impl Axis {
                 require(!v.is_empty(), key, "a non-empty list", "[]")?;
                 Ok(v.clone())
             }
-            Axis::Range { from, to, count, spacing } => {
-                require(*count >= 1 && *count <= 1_000_000, &format!("{key}.count"), "an integer in [1, 1000000]", count)?;
-                let t = |k: usize| if *count == 1 { 0.0 } else { k as f64 / (*count - 1) as f64 };
+            Axis::Range {
+                from,
+                to,
+                count,
+                spacing,
+            } => {
+                require(
+                    *count >= 1 && *count <= 1_000_000,
+                    &format!("{key}.count"),
+                    "an integer in [1, 1000000]",
+                    count,
+                )?;
+                let t = |k: usize| {
+                    if *count == 1 {
+                        0.0
+                    } else {
+                        k as f64 / (*count - 1) as f64
+                    }
+                };
                 match spacing.as_str() {
                     "geometric" => {
-                        require(*from > 0.0 && *to > 0.0, &format!("{key}.from"), "positive ends for geometric spacing", format!("{from} to {to}"))?;
+                        require(
+                            *from > 0.0 && *to > 0.0,
+                            &format!("{key}.from"),
+                            "positive ends for geometric spacing",
+                            format!("{from} to {to}"),
+                        )?;
                         Ok((0..*count).map(|k| from * (to / from).powf(t(k))).collect())
                     }
                     "linear" => Ok((0..*count).map(|k| from + (to - from) * t(k)).collect()),
-                    other => Err(one_of(&format!("{key}.spacing"), &["geometric", "linear"], other)),
+                    other => Err(one_of(
+                        &format!("{key}.spacing"),
+                        &["geometric", "linear"],
+                        other,
+                    )),
                 }
             }
         }
@@ -175,17 +202,44 @@ pub struct ToyPlan {
 
 /// Validates `[toy]` (and fills its defaults in place, so the resolved config shows them).
 pub fn plan(raw: &mut RawToy) -> Result<ToyPlan, Invalid> {
-    let kind = ToyKind::from_name(&raw.model).ok_or_else(|| one_of("toy.model", &["linear", "relu-output", "relu-hidden", "abs"], &raw.model))?;
+    let kind = ToyKind::from_name(&raw.model).ok_or_else(|| {
+        one_of(
+            "toy.model",
+            &["linear", "relu-output", "relu-hidden", "abs"],
+            &raw.model,
+        )
+    })?;
     let (n, m) = (raw.n_features, raw.n_hidden);
-    require((1..=1_000_000).contains(&n), "toy.n_features", "an integer in [1, 1000000]", n)?;
+    require(
+        (1..=1_000_000).contains(&n),
+        "toy.n_features",
+        "an integer in [1, 1000000]",
+        n,
+    )?;
     require(m >= 1, "toy.n_hidden", "an integer ≥ 1", m)?;
     if kind.tied() && m > n {
         return Err(Invalid::new("toy.n_hidden", format!("an integer in [1, toy.n_features = {n}]"), m)
             .hint("with m > n every feature gets its own dimension and nothing is in superposition; the `abs` model allows m > n"));
     }
-    require(raw.batch_size >= 1 && raw.batch_size <= 1 << 22, "toy.batch_size", "an integer in [1, 4194304]", raw.batch_size)?;
-    require(raw.evaluation_batch_size >= 1 && raw.evaluation_batch_size <= 1 << 24, "toy.evaluation_batch_size", "an integer in [1, 16777216]", raw.evaluation_batch_size)?;
-    let values_name = raw.values.get_or_insert_with(|| if kind == ToyKind::AbsoluteValue { "signed".into() } else { "unit".into() });
+    require(
+        raw.batch_size >= 1 && raw.batch_size <= 1 << 22,
+        "toy.batch_size",
+        "an integer in [1, 4194304]",
+        raw.batch_size,
+    )?;
+    require(
+        raw.evaluation_batch_size >= 1 && raw.evaluation_batch_size <= 1 << 24,
+        "toy.evaluation_batch_size",
+        "an integer in [1, 16777216]",
+        raw.evaluation_batch_size,
+    )?;
+    let values_name = raw.values.get_or_insert_with(|| {
+        if kind == ToyKind::AbsoluteValue {
+            "signed".into()
+        } else {
+            "unit".into()
+        }
+    });
     let values = match values_name.as_str() {
         "unit" => ValueRange::Unit,
         "signed" => ValueRange::Signed,
@@ -195,11 +249,21 @@ pub fn plan(raw: &mut RawToy) -> Result<ToyPlan, Invalid> {
     let importance: Vec<f64> = match &raw.importance {
         Importance::Uniform(v) => vec![*v; n],
         Importance::List(v) => {
-            require(v.len() == n, "toy.importance", &format!("a list of toy.n_features = {n} numbers"), format!("{} numbers", v.len()))?;
+            require(
+                v.len() == n,
+                "toy.importance",
+                &format!("a list of toy.n_features = {n} numbers"),
+                format!("{} numbers", v.len()),
+            )?;
             v.clone()
         }
         Importance::Decay { decay } => {
-            require(decay.is_finite() && *decay > 0.0, "toy.importance.decay", "a finite number > 0", decay)?;
+            require(
+                decay.is_finite() && *decay > 0.0,
+                "toy.importance.decay",
+                "a finite number > 0",
+                decay,
+            )?;
             (0..n).map(|i| decay.powi(i as i32)).collect()
         }
     };
@@ -211,24 +275,58 @@ pub fn plan(raw: &mut RawToy) -> Result<ToyPlan, Invalid> {
     if let Some(bad) = densities.iter().find(|p| !(0.0..=1.0).contains(*p)) {
         return Err(Invalid::new("toy.density", "numbers in [0, 1]", bad));
     }
-    require(densities.iter().any(|&p| p > 0.0), "toy.density", "at least one density > 0", "0 everywhere")
-        .map_err(|e| e.hint("at density 0 every input is zero and there is nothing to learn"))?;
+    require(
+        densities.iter().any(|&p| p > 0.0),
+        "toy.density",
+        "at least one density > 0",
+        "0 everywhere",
+    )
+    .map_err(|e| e.hint("at density 0 every input is zero and there is nothing to learn"))?;
     let extras = match &raw.extra_importance {
-        Some(axis) => axis.values("toy.extra_importance")?.into_iter().map(Some).collect(),
+        Some(axis) => axis
+            .values("toy.extra_importance")?
+            .into_iter()
+            .map(Some)
+            .collect(),
         None => vec![None],
     };
-    if let Some(bad) = extras.iter().flatten().find(|v| !v.is_finite() || **v < 0.0) {
-        return Err(Invalid::new("toy.extra_importance", "finite numbers ≥ 0", bad));
+    if let Some(bad) = extras
+        .iter()
+        .flatten()
+        .find(|v| !v.is_finite() || **v < 0.0)
+    {
+        return Err(Invalid::new(
+            "toy.extra_importance",
+            "finite numbers ≥ 0",
+            bad,
+        ));
     }
     let factors = match &raw.density_factor {
-        Some(axis) => axis.values("toy.density_factor")?.into_iter().map(Some).collect(),
+        Some(axis) => axis
+            .values("toy.density_factor")?
+            .into_iter()
+            .map(Some)
+            .collect(),
         None => vec![None],
     };
-    if let Some(bad) = factors.iter().flatten().find(|v| !v.is_finite() || **v <= 0.0) {
-        return Err(Invalid::new("toy.density_factor", "finite numbers > 0", bad));
+    if let Some(bad) = factors
+        .iter()
+        .flatten()
+        .find(|v| !v.is_finite() || **v <= 0.0)
+    {
+        return Err(Invalid::new(
+            "toy.density_factor",
+            "finite numbers > 0",
+            bad,
+        ));
     }
     let perturbed = raw.perturbed_feature.unwrap_or(0);
-    require(perturbed < n, "toy.perturbed_feature", &format!("a feature index in [0, {n})"), perturbed)?;
+    require(
+        perturbed < n,
+        "toy.perturbed_feature",
+        &format!("a feature index in [0, {n})"),
+        perturbed,
+    )?;
 
     // Sets: validated once, instantiated per density.
     let mut covered = vec![false; n];
@@ -236,23 +334,50 @@ pub fn plan(raw: &mut RawToy) -> Result<ToyPlan, Invalid> {
     for (k, set) in raw.sets.iter().enumerate() {
         let key = format!("toy.sets[{k}]");
         let [start, end] = set.features;
-        require(start < end && end <= n, &format!("{key}.features"), &format!("[start, end) with 0 ≤ start < end ≤ {n}"), format!("[{start}, {end}]"))?;
+        require(
+            start < end && end <= n,
+            &format!("{key}.features"),
+            &format!("[start, end) with 0 ≤ start < end ≤ {n}"),
+            format!("[{start}, {end}]"),
+        )?;
         if let Some(i) = (start..end).find(|&i| covered[i]) {
-            return Err(Invalid::new(format!("{key}.features"), "sets that do not overlap", format!("feature {i} in two sets")));
+            return Err(Invalid::new(
+                format!("{key}.features"),
+                "sets that do not overlap",
+                format!("feature {i} in two sets"),
+            ));
         }
         covered[start..end].iter_mut().for_each(|c| *c = true);
         let convention = match set.convention.as_deref().unwrap_or("set") {
             "set" => AnticorrelatedConvention::SetDensity,
             "feature" => AnticorrelatedConvention::FeatureDensity,
-            other => return Err(one_of(&format!("{key}.convention"), &["set", "feature"], other)),
+            other => {
+                return Err(one_of(
+                    &format!("{key}.convention"),
+                    &["set", "feature"],
+                    other,
+                ))
+            }
         };
         match set.kind.as_str() {
-            "correlated" | "anticorrelated" => sets.push((set.kind == "correlated", start..end, convention)),
-            other => return Err(one_of(&format!("{key}.kind"), &["correlated", "anticorrelated"], other)),
+            "correlated" | "anticorrelated" => {
+                sets.push((set.kind == "correlated", start..end, convention))
+            }
+            other => {
+                return Err(one_of(
+                    &format!("{key}.kind"),
+                    &["correlated", "anticorrelated"],
+                    other,
+                ))
+            }
         }
     }
     if raw.density_factor.is_some() && covered[perturbed] {
-        return Err(Invalid::new("toy.perturbed_feature", "an independent feature (not in a set)", perturbed));
+        return Err(Invalid::new(
+            "toy.perturbed_feature",
+            "an independent feature (not in a set)",
+            perturbed,
+        ));
     }
 
     let mut instances = Vec::new();
@@ -267,16 +392,27 @@ pub fn plan(raw: &mut RawToy) -> Result<ToyPlan, Invalid> {
                 if let Some(f) = factor {
                     marginal[perturbed] = density * f;
                     if marginal[perturbed] > 1.0 {
-                        return Err(Invalid::new("toy.density_factor", format!("factors with density × factor ≤ 1 (density {density})"), f));
+                        return Err(Invalid::new(
+                            "toy.density_factor",
+                            format!("factors with density × factor ≤ 1 (density {density})"),
+                            f,
+                        ));
                     }
                 }
                 let mut groups: Vec<FeatureGroup> = sets
                     .iter()
                     .map(|(correlated, features, convention)| {
                         if *correlated {
-                            FeatureGroup::Correlated { features: features.clone(), density }
+                            FeatureGroup::Correlated {
+                                features: features.clone(),
+                                density,
+                            }
                         } else {
-                            FeatureGroup::Anticorrelated { features: features.clone(), density, convention: *convention }
+                            FeatureGroup::Anticorrelated {
+                                features: features.clone(),
+                                density,
+                                convention: *convention,
+                            }
                         }
                     })
                     .collect();
@@ -290,18 +426,37 @@ pub fn plan(raw: &mut RawToy) -> Result<ToyPlan, Invalid> {
                     while end < n && !covered[end] && marginal[end] == marginal[start] {
                         end += 1;
                     }
-                    groups.push(FeatureGroup::Independent { features: start..end, density: marginal[start] });
+                    groups.push(FeatureGroup::Independent {
+                        features: start..end,
+                        density: marginal[start],
+                    });
                     start = end;
                 }
-                let distribution = FeatureDistribution::new(n, groups, values)
-                    .map_err(|e| Invalid::new("toy.sets", "sets whose probabilities are in [0, 1]", e))?;
-                instances.push(ToyInstance { density, importance, extra_importance: extra, density_factor: factor, distribution });
+                let distribution = FeatureDistribution::new(n, groups, values).map_err(|e| {
+                    Invalid::new("toy.sets", "sets whose probabilities are in [0, 1]", e)
+                })?;
+                instances.push(ToyInstance {
+                    density,
+                    importance,
+                    extra_importance: extra,
+                    density_factor: factor,
+                    distribution,
+                });
             }
         }
     }
-    require(instances.len() <= 1_000_000, "toy.density", "at most 10⁶ instances in one run", instances.len())?;
+    require(
+        instances.len() <= 1_000_000,
+        "toy.density",
+        "at most 10⁶ instances in one run",
+        instances.len(),
+    )?;
     Ok(ToyPlan {
-        shape: ToyShape { kind, n_features: n, n_hidden: m },
+        shape: ToyShape {
+            kind,
+            n_features: n,
+            n_hidden: m,
+        },
         batch_size: raw.batch_size,
         evaluation_batch_size: raw.evaluation_batch_size,
         record_dimensionality: raw.record_dimensionality,

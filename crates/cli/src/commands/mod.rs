@@ -1,0 +1,120 @@
+//! Subcommands and their glue: one file per command family; this file holds the argument
+//! definitions, exit codes and the progress bar they share.
+
+mod train;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use tms_experiments::config::ConfigError;
+use tms_experiments::output::OutputError;
+use tms_experiments::presets;
+
+/// Toy Models of Superposition: train, sweep, reproduce and inspect.
+#[derive(Parser, Debug)]
+#[command(name = "tms", version, about, long_about = None)]
+pub struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train the instances of one config (a TOML file or a preset) and write a run directory.
+    Train {
+        /// Config file (TOML). Give either this or --preset.
+        config: Option<PathBuf>,
+        /// A built-in preset (see `tms presets`).
+        #[arg(long, conflicts_with = "config")]
+        preset: Option<String>,
+        /// Output run directory (created atomically).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Override a config key, e.g. --set train.steps=2000 --set toy.density=0.05 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Replace DIR if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the built-in presets.
+    Presets,
+    /// Print a summary of a finished run directory.
+    Inspect {
+        /// A run directory written by `tms train`.
+        dir: PathBuf,
+    },
+}
+
+/// Errors that mean "bad input" (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(String);
+
+/// 2 for bad input, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    let bad = e.chain().any(|c| {
+        c.is::<ConfigError>()
+            || c.is::<BadInput>()
+            || matches!(
+                c.downcast_ref::<OutputError>(),
+                Some(OutputError::Exists(_))
+            )
+    });
+    if bad {
+        2
+    } else {
+        1
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    if let Some(threads) = cli.threads {
+        if threads == 0 {
+            return Err(BadInput("--threads expected an integer ≥ 1, but found 0".into()).into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot start the thread pool")?;
+    }
+    match cli.command {
+        Command::Train {
+            config,
+            preset,
+            out,
+            overrides,
+            force,
+        } => train::train(config, preset, &out, &overrides, force),
+        Command::Presets => {
+            for name in presets::names() {
+                println!("{name:<20} {}", presets::description(name));
+            }
+            Ok(())
+        }
+        Command::Inspect { dir } => train::inspect(&dir),
+    }
+}
+
+/// A progress bar on stderr with an ETA, drawn only when stdout is a terminal.
+pub fn progress_bar(total: u64, label: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    if std::io::stdout().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:40}] {percent:>3}% {human_pos}/{human_len} steps, ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
