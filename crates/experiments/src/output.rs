@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DIR/config.toml        the resolved config; `tms train DIR/config.toml` reproduces the run bit for bit
-//! DIR/model.safetensors  W [K, m, n], b [K, n] (abs: W1, W2, b) as f32; metadata: the resolved config
+//! DIR/model.safetensors  W [K, m, n], b [K, n] (abs: W1, W2, b) as f32; metadata `config`: the resolved config
 //! DIR/metrics.json       per instance: settings, losses of every replica, geometry metrics, status
 //! DIR/loss.csv           step, instance, replica, loss, observables…
 //! ```
@@ -20,7 +20,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use tms_engine::train::Status;
 
-/// Version of the output format, written into metrics.json and the safetensors metadata.
+/// Version of the output format, written into metrics.json.
 pub const FORMAT: &str = "tms-run-1";
 
 /// Why outputs could not be written or read.
@@ -136,7 +136,8 @@ pub fn check_target(out: &Path, force: bool) -> Result<(), OutputError> {
     Ok(())
 }
 
-/// `model.safetensors`: each exported tensor stacked over instances, [K, ...shape], f32 little-endian.
+/// `model.safetensors`: each exported tensor stacked over instances, [K, ...shape], f32 little-endian;
+/// metadata `config` holds the resolved config.
 fn safetensors_bytes(config: &str, outcomes: &[InstanceOutcome]) -> Result<Vec<u8>, OutputError> {
     let mut stacked: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     if let Some(first) = outcomes.first() {
@@ -164,11 +165,9 @@ fn safetensors_bytes(config: &str, outcomes: &[InstanceOutcome]) -> Result<Vec<u
             (name.clone(), view)
         })
         .collect();
-    let metadata: HashMap<String, String> = [
-        ("format".to_string(), FORMAT.to_string()),
-        ("config".to_string(), config.to_string()),
-    ]
-    .into();
+    // One key only: safetensors keeps metadata in a `HashMap`, whose iteration order (and so the
+    // header bytes) would vary between processes with two or more keys.
+    let metadata: HashMap<String, String> = [("config".to_string(), config.to_string())].into();
     safetensors::tensor::serialize(views, &Some(metadata)).map_err(|e| OutputError::Corrupt {
         path: "model.safetensors".into(),
         reason: e.to_string(),

@@ -158,7 +158,18 @@ pub fn select_best(losses: &[f64]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::select_best;
+    use super::{run, select_best};
+    use crate::config::{load, Origin};
+
+    #[test]
+    fn an_instance_run_alone_equals_the_same_instance_in_the_full_run() {
+        let text = "[experiment]\nname = \"t\"\n[train]\nsteps = 200\nreplicas = 2\n[toy]\nmodel = \"relu-hidden\"\nn_features = 6\nn_hidden = 3\ndensity = [1.0, 0.2, 0.05]\nbatch_size = 128\nevaluation_batch_size = 512\n";
+        let plan = load(text, &Origin::Preset("t".into()), &[]).unwrap();
+        let all = run(&plan, &[0, 1, 2], &|_| {});
+        let alone = run(&plan, &[1], &|_| {});
+        assert_eq!(alone[0], all[1]);
+        assert_ne!(all[0].tensors, all[1].tensors);
+    }
 
     #[test]
     fn best_of_n_prefers_finite_lowest_first() {
