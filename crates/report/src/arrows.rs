@@ -85,7 +85,10 @@ impl Figure for ArrowsFigure {
         let n = self.panels[0].vectors.len();
         for (i, p) in self.panels.iter().enumerate() {
             check_len(&format!("panel {i} vectors"), p.vectors.len(), n)?;
-            if p.vectors.iter().any(|(x, y)| !(x.is_finite() && y.is_finite())) {
+            if p.vectors
+                .iter()
+                .any(|(x, y)| !(x.is_finite() && y.is_finite()))
+            {
                 return Err(format!("panel {i}: non-finite vector"));
             }
         }
@@ -121,10 +124,10 @@ impl Figure for ArrowsFigure {
                 1.0
             }
         });
-        for (panel, area) in self
-            .panels
-            .iter()
-            .zip(render::grid(&panels_area, self.panels.len(), self.columns))
+        for (panel, area) in
+            self.panels
+                .iter()
+                .zip(render::grid(&panels_area, self.panels.len(), self.columns))
         {
             self.draw_panel(panel, &area, limit, n)?;
         }
@@ -287,7 +290,12 @@ mod tests {
             size: (300, 300),
             ..Default::default()
         };
-        let svg = check_outputs(&arrows(&stem, &fig).unwrap(), &stem, (300, 300), "m = 3, projected");
+        let svg = check_outputs(
+            &arrows(&stem, &fig).unwrap(),
+            &stem,
+            (300, 300),
+            "m = 3, projected",
+        );
         for t in ["h1", "h2", "h3"] {
             assert!(svg.contains(t), "{t}");
         }

@@ -94,7 +94,9 @@ impl Figure for BarsFigure {
         }
         let (lo, hi) = self.colour_range;
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            return Err(format!("colour_range must have lo < hi, found [{lo}, {hi}]"));
+            return Err(format!(
+                "colour_range must have lo < hi, found [{lo}, {hi}]"
+            ));
         }
         if let Some((lo, hi)) = self.value_range {
             if !(lo.is_finite() && hi.is_finite() && lo < hi) {
@@ -124,10 +126,9 @@ impl Figure for BarsFigure {
         let legend_w = if coloured { 90 } else { 0 };
         let (panels_area, legend) = render::frame(root, &self.title, legend_w)?;
         let range = self.value_range.unwrap_or_else(|| {
-            let (lo, hi) = render::finite_extent(
-                self.panels.iter().flat_map(|p| p.values.iter().copied()),
-            )
-            .unwrap_or((0.0, 1.0));
+            let (lo, hi) =
+                render::finite_extent(self.panels.iter().flat_map(|p| p.values.iter().copied()))
+                    .unwrap_or((0.0, 1.0));
             let (lo, hi) = (lo.min(0.0), hi.max(0.0));
             let span = if hi > lo { hi - lo } else { 1.0 };
             (
@@ -135,15 +136,20 @@ impl Figure for BarsFigure {
                 hi + 0.05 * span,
             )
         });
-        for (panel, area) in self
-            .panels
-            .iter()
-            .zip(render::grid(&panels_area, self.panels.len(), self.columns))
+        for (panel, area) in
+            self.panels
+                .iter()
+                .zip(render::grid(&panels_area, self.panels.len(), self.columns))
         {
             self.draw_panel(panel, &area, range)?;
         }
         if let Some(legend) = legend {
-            render::colourbar(&legend, self.colormap, self.colour_range, &self.colour_label)?;
+            render::colourbar(
+                &legend,
+                self.colormap,
+                self.colour_range,
+                &self.colour_label,
+            )?;
         }
         Ok(())
     }
@@ -159,13 +165,23 @@ impl BarsFigure {
         let n = p.values.len();
         let cat_range = -0.5..(n as f64 - 0.5);
         // Category k sits at position k (vertical bars) or n−1−k (horizontal: first on top).
-        let pos = |k: usize| if self.horizontal { (n - 1 - k) as f64 } else { k as f64 };
+        let pos = |k: usize| {
+            if self.horizontal {
+                (n - 1 - k) as f64
+            } else {
+                k as f64
+            }
+        };
         let label_of = |v: &f64| -> String {
             let r = v.round();
             if (v - r).abs() > 1e-6 || r < 0.0 || r >= n as f64 {
                 return String::new();
             }
-            let k = if self.horizontal { n - 1 - r as usize } else { r as usize };
+            let k = if self.horizontal {
+                n - 1 - r as usize
+            } else {
+                r as usize
+            };
             p.labels.get(k).cloned().unwrap_or_else(|| k.to_string())
         };
         let value_fmt = |v: &f64| render::fmt_num(*v);

@@ -106,7 +106,11 @@ impl Figure for HeatmapFigure {
             if p.rows == 0 || p.cols == 0 {
                 return Err(format!("panel {i}: empty matrix {}×{}", p.rows, p.cols));
             }
-            check_len(&format!("panel {i} values"), p.values.len(), p.rows * p.cols)?;
+            check_len(
+                &format!("panel {i} values"),
+                p.values.len(),
+                p.rows * p.cols,
+            )?;
             if let Some(b) = &p.bias {
                 check_len(&format!("panel {i} bias"), b.len(), p.rows)?;
             }
@@ -122,10 +126,10 @@ impl Figure for HeatmapFigure {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (panels_area, legend) = render::frame(root, &self.title, COLOURBAR_WIDTH)?;
-        for (panel, area) in self
-            .panels
-            .iter()
-            .zip(render::grid(&panels_area, self.panels.len(), self.columns))
+        for (panel, area) in
+            self.panels
+                .iter()
+                .zip(render::grid(&panels_area, self.panels.len(), self.columns))
         {
             self.draw_panel(panel, &area)?;
         }
@@ -162,14 +166,20 @@ impl HeatmapFigure {
         }
         let row_label_w = p.row_labels.iter().map(|s| text_w(s)).fold(0.0, f64::max);
         let col_label_w = p.col_labels.iter().map(|s| text_w(s)).fold(0.0, f64::max);
-        let left = 4.0 + if row_label_w > 0.0 { row_label_w + 6.0 } else { 0.0 };
+        let left = 4.0
+            + if row_label_w > 0.0 {
+                row_label_w + 6.0
+            } else {
+                0.0
+            };
         let bias_cols = if p.bias.is_some() { 1.0 } else { 0.0 };
         let gap = if p.bias.is_some() { 8.0 } else { 0.0 };
         let avail_w = (pw - left - 4.0 - gap).max(1.0);
 
         // The cell size depends on whether the column labels must be rotated, which depends on
         // the cell size: decide with the upright height first, then re-fit if rotated.
-        let has_bottom = !p.col_labels.is_empty() || (p.bias.is_some() && !self.bias_label.is_empty());
+        let has_bottom =
+            !p.col_labels.is_empty() || (p.bias.is_some() && !self.bias_label.is_empty());
         let upright_bottom = if has_bottom { 20.0 } else { 4.0 };
         let fit = |bottom: f64| {
             let avail_h = (ph - top - bottom).max(1.0);
@@ -370,7 +380,12 @@ mod tests {
             ..Default::default()
         };
         let paths = heatmap(&stem, &fig).unwrap();
-        let svg = check_outputs(&paths, &stem, (500, 400), "|cos| singular vectors vs concepts");
+        let svg = check_outputs(
+            &paths,
+            &stem,
+            (500, 400),
+            "|cos| singular vectors vs concepts",
+        );
         for t in ["u1", "u2", "concept A", "concept C", "0.99", "0.97"] {
             assert!(svg.contains(t), "{t}");
         }
@@ -389,10 +404,19 @@ mod tests {
         };
         let err = heatmap(&stem, &fig).unwrap_err();
         assert!(
-            matches!(err, ReportError::InvalidInput { figure: "heatmap", .. }),
+            matches!(
+                err,
+                ReportError::InvalidInput {
+                    figure: "heatmap",
+                    ..
+                }
+            ),
             "{err}"
         );
-        assert!(err.to_string().contains("expected 9 values, found 8"), "{err}");
+        assert!(
+            err.to_string().contains("expected 9 values, found 8"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

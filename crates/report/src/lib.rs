@@ -22,7 +22,7 @@
 mod arrows;
 mod bars;
 mod heatmap;
-// pub mod html;
+pub mod html;
 mod lines;
 mod phase;
 mod render;
@@ -95,6 +95,12 @@ pub enum ReportError {
     UnsupportedFigure {
         /// The rejected figure path.
         path: PathBuf,
+    },
+    /// The report's structure is invalid (e.g. a duplicate or malformed section id).
+    #[error("invalid report: {message}")]
+    InvalidReport {
+        /// What is wrong.
+        message: String,
     },
     /// The embedded font could not be parsed (a corrupted build).
     #[error("the embedded font could not be registered")]

@@ -180,7 +180,7 @@ impl LinePlot {
             .build_cartesian_2d(x, y)?;
         chart
             .configure_mesh()
-            .light_line_style(RGBColor(238, 238, 238))
+            .light_line_style(TRANSPARENT)
             .bold_line_style(RGBColor(225, 225, 225))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
@@ -313,7 +313,9 @@ mod tests {
         let d_star: Vec<f64> = xs.iter().map(|x| 1.0 / x.sqrt().max(1.0)).collect();
         let n_points = 200;
         let sx: Vec<f64> = (0..n_points).map(|i| xs[i % 30]).collect();
-        let sy: Vec<f64> = (0..n_points).map(|i| [0.75, 2.0 / 3.0, 0.5, 0.4, 0.375][i % 5]).collect();
+        let sy: Vec<f64> = (0..n_points)
+            .map(|i| [0.75, 2.0 / 3.0, 0.5, 0.4, 0.375][i % 5])
+            .collect();
         let plot = LinePlot {
             title: "Dimensions per feature".into(),
             x_label: "1/(1-S)".into(),
@@ -358,7 +360,18 @@ mod tests {
             (760, 480),
             "Dimensions per feature",
         );
-        for t in ["1/(1-S)", "D*", "measured D*", "theory", "D_i", "¾", "⅔", "½", "⅖", "⅜"] {
+        for t in [
+            "1/(1-S)",
+            "D*",
+            "measured D*",
+            "theory",
+            "D_i",
+            "¾",
+            "⅔",
+            "½",
+            "⅖",
+            "⅜",
+        ] {
             assert!(svg.contains(t), "{t}");
         }
         // One circle per scatter point plus the legend dot; semi-transparent.

@@ -94,12 +94,9 @@ pub fn phase_diagram(stem: &Path, fig: &PhaseDiagram) -> Result<FigurePaths, Rep
 
 /// Cell edges from increasing centres: midpoints (geometric on log axes), ends mirrored.
 fn edges(centres: &[f64], log: bool) -> Vec<f64> {
-    let (f, inv): (fn(f64) -> f64, fn(f64) -> f64) = if log {
-        (f64::ln, f64::exp)
-    } else {
-        (|v| v, |v| v)
-    };
-    let t: Vec<f64> = centres.iter().map(|&c| f(c)).collect();
+    let to_axis = |v: f64| if log { v.ln() } else { v };
+    let from_axis = |v: f64| if log { v.exp() } else { v };
+    let t: Vec<f64> = centres.iter().map(|&c| to_axis(c)).collect();
     let n = t.len();
     let half = if n > 1 {
         (t[1] - t[0]) / 2.0
@@ -119,7 +116,7 @@ fn edges(centres: &[f64], log: bool) -> Vec<f64> {
         e.push((t[k - 1] + t[k]) / 2.0);
     }
     e.push(t[n - 1] + half_end);
-    e.into_iter().map(inv).collect()
+    e.into_iter().map(from_axis).collect()
 }
 
 impl Figure for PhaseDiagram {
@@ -138,7 +135,9 @@ impl Figure for PhaseDiagram {
                 return Err(format!("{name} is empty"));
             }
             if c.iter().any(|v| !v.is_finite() || (log && *v <= 0.0)) {
-                return Err(format!("{name} must be finite (and positive on a log axis)"));
+                return Err(format!(
+                    "{name} must be finite (and positive on a log axis)"
+                ));
             }
             if c.windows(2).any(|w| w[1] <= w[0]) {
                 return Err(format!("{name} must be strictly increasing"));
@@ -252,7 +251,12 @@ mod tests {
     #[test]
     fn edges_are_geometric_midpoints_on_log_axes() {
         let e = edges(&[0.01, 0.1, 1.0], true);
-        let want = [0.01 / 10f64.sqrt(), 0.1 / 10f64.sqrt(), 10f64.sqrt() / 10.0, 10f64.sqrt()];
+        let want = [
+            0.01 / 10f64.sqrt(),
+            0.1 / 10f64.sqrt(),
+            10f64.sqrt() / 10.0,
+            10f64.sqrt(),
+        ];
         for (a, b) in e.iter().zip(want) {
             assert!((a / b - 1.0).abs() < 1e-12, "{e:?}");
         }
@@ -262,15 +266,23 @@ mod tests {
     #[test]
     fn one_rect_per_cell_and_the_theory_curve_on_top() {
         // The 2 → 1 phase diagram from theory: extra feature dropped / antipodal / first dropped.
-        let ps: Vec<f64> = (0..12).map(|i| 0.01 * 10f64.powf(2.0 * i as f64 / 11.0)).collect();
-        let rs: Vec<f64> = (0..10).map(|i| 0.1 * 10f64.powf(2.0 * i as f64 / 9.0)).collect();
+        let ps: Vec<f64> = (0..12)
+            .map(|i| 0.01 * 10f64.powf(2.0 * i as f64 / 11.0))
+            .collect();
+        let rs: Vec<f64> = (0..10)
+            .map(|i| 0.1 * 10f64.powf(2.0 * i as f64 / 9.0))
+            .collect();
         let mut phases = Vec::new();
         for &r in &rs {
             for &p in &ps {
                 let lo = 2.0 * p / (4.0 - 5.0 * p);
                 let hi = (4.0 - 5.0 * p) / (2.0 * p);
                 let k = if p > 4.0 / 7.0 {
-                    if r < 1.0 { 0 } else { 2 }
+                    if r < 1.0 {
+                        0
+                    } else {
+                        2
+                    }
                 } else if r < lo {
                     0
                 } else if r > hi {
@@ -297,7 +309,11 @@ mod tests {
             x_centres: ps,
             y_centres: rs,
             phases,
-            phase_names: vec!["extra dropped".into(), "antipodal".into(), "first dropped".into()],
+            phase_names: vec![
+                "extra dropped".into(),
+                "antipodal".into(),
+                "first dropped".into(),
+            ],
             boundaries: vec![
                 boundary(|p| 2.0 * p / (4.0 - 5.0 * p)),
                 boundary(|p| (4.0 - 5.0 * p) / (2.0 * p)),
@@ -313,7 +329,13 @@ mod tests {
             (720, 520),
             "Phase diagram 2 to 1",
         );
-        for t in ["density p", "relative importance r", "antipodal", "first dropped", "theory"] {
+        for t in [
+            "density p",
+            "relative importance r",
+            "antipodal",
+            "first dropped",
+            "theory",
+        ] {
             assert!(svg.contains(t), "{t}");
         }
         // Filled rects: background + 119 cells (one blank) + 3 legend boxes.

@@ -149,13 +149,16 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
 // Layout helpers
 // ---------------------------------------------------------------------------------------------
 
+/// The panel area and the optional legend strip of a figure.
+pub(crate) type Framed<DB> = (DrawingArea<DB, Shift>, Option<DrawingArea<DB, Shift>>);
+
 /// Splits the figure into a title band, the panel area and a right strip of `legend_width` pixels
 /// (0 for none). Returns (panels, legend).
 pub(crate) fn frame<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     legend_width: u32,
-) -> DrawResult<(DrawingArea<DB, Shift>, Option<DrawingArea<DB, Shift>>)> {
+) -> DrawResult<Framed<DB>> {
     let body = if title.is_empty() {
         root.margin(6, 0, 0, 0)
     } else {

@@ -100,7 +100,7 @@ impl ScatterPlot {
             .build_cartesian_2d(x, y)?;
         chart
             .configure_mesh()
-            .light_line_style(RGBColor(238, 238, 238))
+            .light_line_style(TRANSPARENT)
             .bold_line_style(RGBColor(225, 225, 225))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
@@ -119,10 +119,7 @@ impl ScatterPlot {
         let style = theme::text(theme::TICK_SIZE).pos(Pos::new(HPos::Left, VPos::Bottom));
         chart.draw_series(self.drawable().filter_map(|(i, p)| {
             let l = self.labels.get(i).filter(|l| !l.is_empty())?;
-            Some(
-                EmptyElement::at(p)
-                    + Text::new(l.clone(), (7, -3), style.clone()),
-            )
+            Some(EmptyElement::at(p) + Text::new(l.clone(), (7, -3), style.clone()))
         }))?;
         Ok(())
     }
@@ -145,7 +142,9 @@ impl Figure for ScatterPlot {
         }
         let (lo, hi) = self.colour_range;
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            return Err(format!("colour_range must have lo < hi, found [{lo}, {hi}]"));
+            return Err(format!(
+                "colour_range must have lo < hi, found [{lo}, {hi}]"
+            ));
         }
         Ok(())
     }
@@ -161,7 +160,12 @@ impl Figure for ScatterPlot {
         with_axes!(self.log_x, self.log_y, x0..x1, y0..y1, |x, y| self
             .draw_chart(&plot, x, y))?;
         if let Some(legend) = legend {
-            render::colourbar(&legend, self.colormap, self.colour_range, &self.colour_label)?;
+            render::colourbar(
+                &legend,
+                self.colormap,
+                self.colour_range,
+                &self.colour_label,
+            )?;
         }
         Ok(())
     }
@@ -180,7 +184,13 @@ mod tests {
             y_label: "vulnerability".into(),
             x: vec![1.0, 1.5, 2.0, 3.0, -1.0],
             y: vec![1.0, 1.4, 2.2, 3.5, 2.0],
-            labels: vec!["p=1".into(), "p=0.3".into(), String::new(), "p=0.03".into(), "bad".into()],
+            labels: vec![
+                "p=1".into(),
+                "p=0.3".into(),
+                String::new(),
+                "p=0.03".into(),
+                "bad".into(),
+            ],
             colour_values: vec![0.0, 0.3, 0.6, 1.0, 0.5],
             colour_label: "sparsity".into(),
             log_x: true,
@@ -195,7 +205,14 @@ mod tests {
             (640, 480),
             "Vulnerability tracks features per dimension",
         );
-        for t in ["1/D*", "vulnerability", "p=1", "p=0.3", "p=0.03", "sparsity"] {
+        for t in [
+            "1/D*",
+            "vulnerability",
+            "p=1",
+            "p=0.3",
+            "p=0.03",
+            "sparsity",
+        ] {
             assert!(svg.contains(t), "{t}");
         }
         // The point at x = −1 cannot sit on a log axis: skipped with its label.

@@ -85,7 +85,7 @@ impl Figure for StackedBarsFigure {
         if self.features == 0 {
             return Err("features must be positive".into());
         }
-        if !(self.min_abs >= 0.0) {
+        if self.min_abs.is_nan() || self.min_abs < 0.0 {
             return Err(format!("min_abs must be >= 0, found {}", self.min_abs));
         }
         for (i, p) in self.panels.iter().enumerate() {
@@ -125,10 +125,10 @@ impl Figure for StackedBarsFigure {
         }
         let pad = 0.05 * (hi - lo);
         let range = (if lo < 0.0 { lo - pad } else { 0.0 }, hi + pad);
-        for (panel, area) in self
-            .panels
-            .iter()
-            .zip(render::grid(&panels_area, self.panels.len(), self.columns))
+        for (panel, area) in
+            self.panels
+                .iter()
+                .zip(render::grid(&panels_area, self.panels.len(), self.columns))
         {
             self.draw_panel(panel, &area, range)?;
         }
@@ -160,13 +160,16 @@ impl StackedBarsFigure {
         let row = &p.weights[j * self.features..(j + 1) * self.features];
         row.iter()
             .filter(|w| self.drawn(**w))
-            .fold((0.0, 0.0), |(n, q), &w| {
-                if w < 0.0 {
-                    (n + w, q)
-                } else {
-                    (n, q + w)
-                }
-            })
+            .fold(
+                (0.0, 0.0),
+                |(n, q), &w| {
+                    if w < 0.0 {
+                        (n + w, q)
+                    } else {
+                        (n, q + w)
+                    }
+                },
+            )
     }
 
     fn draw_panel<DB: DrawingBackend>(
@@ -193,7 +196,7 @@ impl StackedBarsFigure {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .light_line_style(RGBColor(240, 240, 240))
+            .light_line_style(TRANSPARENT)
             .bold_line_style(RGBColor(228, 228, 228))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())

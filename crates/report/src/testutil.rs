@@ -23,9 +23,26 @@ pub(crate) fn count_tag(svg: &str, tag: &str) -> usize {
 /// Checks the common promises of every figure function and returns the SVG text:
 /// both files exist under the stem, no `.tmp` is left, the SVG is one well-formed-looking `<svg>`
 /// document containing `title`, and the PNG has the requested size.
-pub(crate) fn check_outputs(paths: &FigurePaths, stem: &Path, size: (u32, u32), title: &str) -> String {
-    assert_eq!(paths.svg, stem.with_file_name(format!("{}.svg", stem.file_name().unwrap().to_str().unwrap())));
-    assert_eq!(paths.png, stem.with_file_name(format!("{}.png", stem.file_name().unwrap().to_str().unwrap())));
+pub(crate) fn check_outputs(
+    paths: &FigurePaths,
+    stem: &Path,
+    size: (u32, u32),
+    title: &str,
+) -> String {
+    assert_eq!(
+        paths.svg,
+        stem.with_file_name(format!(
+            "{}.svg",
+            stem.file_name().unwrap().to_str().unwrap()
+        ))
+    );
+    assert_eq!(
+        paths.png,
+        stem.with_file_name(format!(
+            "{}.png",
+            stem.file_name().unwrap().to_str().unwrap()
+        ))
+    );
     let svg = std::fs::read_to_string(&paths.svg).unwrap();
     // For looking at the figures by eye: TMS_REPORT_TEST_OUT=/some/dir keeps a copy.
     if let Some(out) = std::env::var_os("TMS_REPORT_TEST_OUT") {
@@ -39,14 +56,24 @@ pub(crate) fn check_outputs(paths: &FigurePaths, stem: &Path, size: (u32, u32), 
     assert!(svg.trim_end().ends_with("</svg>"), "ends with </svg>");
     assert_eq!(svg.matches("<svg").count(), 1);
     assert!(svg.contains(&format!("viewBox=\"0 0 {} {}\"", size.0, size.1)));
-    assert!(svg.contains(&xml_escape(title)), "title {title:?} in the SVG");
+    assert!(
+        svg.contains(&xml_escape(title)),
+        "title {title:?} in the SVG"
+    );
     assert!(svg.contains("font-family=\"sans-serif\""));
-    assert_eq!(count_tag(&svg, "text"), svg.matches("</text>").count(), "balanced <text>");
+    assert_eq!(
+        count_tag(&svg, "text"),
+        svg.matches("</text>").count(),
+        "balanced <text>"
+    );
     assert_eq!(png_size(&paths.png), size);
     let dir = stem.parent().unwrap();
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name();
-        assert!(!name.to_string_lossy().ends_with(".tmp"), "leftover {name:?}");
+        assert!(
+            !name.to_string_lossy().ends_with(".tmp"),
+            "leftover {name:?}"
+        );
     }
     svg
 }

@@ -21,11 +21,11 @@ static FONT_TTF: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// Figure title size, in pixels.
 pub(crate) const TITLE_SIZE: f64 = 20.0;
 /// Panel title size, in pixels.
-pub(crate) const PANEL_TITLE_SIZE: f64 = 15.0;
+pub(crate) const PANEL_TITLE_SIZE: f64 = 16.0;
 /// Axis description size, in pixels.
-pub(crate) const LABEL_SIZE: f64 = 14.0;
+pub(crate) const LABEL_SIZE: f64 = 15.0;
 /// Tick label and legend size, in pixels.
-pub(crate) const TICK_SIZE: f64 = 12.0;
+pub(crate) const TICK_SIZE: f64 = 13.0;
 
 /// Registers the embedded font with plotters once per process.
 ///
