@@ -55,15 +55,53 @@ pub fn observable_names(plan: &Plan) -> Vec<String> {
 
 /// Trains the instances `indices` of `plan` (all of them for a plain run; a subset for a shard or a
 /// resumed sweep). `progress` receives steps done.
+///
+/// Equivalent to [`initial_states`], [`advance`] to the last step, then [`outcomes`]; callers that
+/// checkpoint (sweeps) call those three themselves and get the same results bit for bit.
 pub fn run(
     plan: &Plan,
     indices: &[usize],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Vec<InstanceOutcome> {
+    let mut states = initial_states(plan, indices);
+    advance(plan, indices, &mut states, plan.train.steps, progress);
+    outcomes(plan, indices, &states)
+}
+
+/// Fresh engine states of the instances `indices`: for each instance in order, its replicas
+/// 0..N in order (the layout [`advance`] and [`outcomes`] expect).
+pub fn initial_states(plan: &Plan, indices: &[usize]) -> Vec<InstanceState> {
     match &plan.family {
         FamilyPlan::Toy(toy) => {
             let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
-            train_and_select(plan, &tasks, indices, progress, |k, _task, params| {
+            fresh_states(plan, &tasks, indices)
+        }
+    }
+}
+
+/// Advances `states` (laid out as by [`initial_states`]) to step `until`, in parallel.
+pub fn advance(
+    plan: &Plan,
+    indices: &[usize],
+    states: &mut [InstanceState],
+    until: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    match &plan.family {
+        FamilyPlan::Toy(toy) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
+            advance_states(plan, &tasks, states, until, progress)
+        }
+    }
+}
+
+/// Selects the best replica of each instance and describes it, from states laid out as by
+/// [`initial_states`] (normally finished ones).
+pub fn outcomes(plan: &Plan, indices: &[usize], states: &[InstanceState]) -> Vec<InstanceOutcome> {
+    match &plan.family {
+        FamilyPlan::Toy(toy) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
+            select(plan, &tasks, indices, states, |k, _task, params| {
                 (toy.settings_json(k), toy.metrics_json(params))
             })
         }
@@ -75,16 +113,8 @@ pub fn total_steps(plan: &Plan, indices: &[usize]) -> u64 {
     indices.len() as u64 * plan.replicas * plan.train.steps
 }
 
-fn train_and_select<T: Task>(
-    plan: &Plan,
-    tasks: &[T],
-    indices: &[usize],
-    progress: &(dyn Fn(u64) + Sync),
-    describe: impl Fn(usize, &T, &[f32]) -> (Value, Value) + Sync,
-) -> Vec<InstanceOutcome> {
+fn fresh_states<T: Task>(plan: &Plan, tasks: &[T], indices: &[usize]) -> Vec<InstanceState> {
     let replicas = plan.replicas as usize;
-    // Flatten (instance, replica) into one list so that rayon balances all of them.
-    let mut flat_tasks: Vec<&T> = Vec::with_capacity(tasks.len() * replicas);
     let mut states: Vec<InstanceState> = Vec::with_capacity(tasks.len() * replicas);
     for (task, &k) in tasks.iter().zip(indices) {
         for r in 0..replicas {
@@ -93,17 +123,46 @@ fn train_and_select<T: Task>(
                 instance: k as u64,
                 replica: r as u64,
             };
-            flat_tasks.push(task);
             states.push(InstanceState::new(task, key));
         }
     }
     states
+}
+
+fn advance_states<T: Task>(
+    plan: &Plan,
+    tasks: &[T],
+    states: &mut [InstanceState],
+    until: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    let replicas = plan.replicas as usize;
+    assert_eq!(states.len(), tasks.len() * replicas, "one state per replica");
+    // Flatten (instance, replica) into one list so that rayon balances all of them.
+    let flat_tasks: Vec<&T> = tasks
+        .iter()
+        .flat_map(|t| std::iter::repeat_n(t, replicas))
+        .collect();
+    states
         .par_iter_mut()
         .zip(flat_tasks.par_iter())
         .with_max_len(1)
-        .for_each(|(state, task)| {
-            train::advance(*task, state, &plan.train, plan.train.steps, progress)
-        });
+        .for_each(|(state, task)| train::advance(*task, state, &plan.train, until, progress));
+}
+
+fn select<T: Task>(
+    plan: &Plan,
+    tasks: &[T],
+    indices: &[usize],
+    states: &[InstanceState],
+    describe: impl Fn(usize, &T, &[f32]) -> (Value, Value) + Sync,
+) -> Vec<InstanceOutcome> {
+    let replicas = plan.replicas as usize;
+    assert_eq!(states.len(), tasks.len() * replicas, "one state per replica");
+    let flat_tasks: Vec<&T> = tasks
+        .iter()
+        .flat_map(|t| std::iter::repeat_n(t, replicas))
+        .collect();
     let losses: Vec<f64> = states
         .par_iter()
         .zip(flat_tasks.par_iter())
