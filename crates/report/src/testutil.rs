@@ -86,3 +86,39 @@ pub(crate) fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&apos;")
 }
+
+/// A small XML well-formedness check for plotters' SVG: every element is closed, in order, and
+/// text content holds no raw `<` (which would start a bogus tag and fail the stack check).
+pub(crate) fn assert_well_formed(svg: &str) {
+    let mut stack: Vec<&str> = Vec::new();
+    let mut rest = svg;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').expect("unterminated tag") + start;
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        assert_eq!(
+            tag.matches('"').count() % 2,
+            0,
+            "unbalanced quotes in <{tag}>"
+        );
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(stack.pop(), Some(name.trim()), "closing </{name}>");
+        } else if !tag.ends_with('/') {
+            let name = tag.split_whitespace().next().expect("tag name");
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed elements: {stack:?}");
+}
+
+#[test]
+fn well_formed_check_accepts_nesting_and_rejects_unclosed() {
+    assert_well_formed("<?xml v?><svg a=\"1\"><g><rect x=\"0\"/></g><text>a &lt; b</text></svg>");
+    let caught = std::panic::catch_unwind(|| assert_well_formed("<svg><g></svg>"));
+    assert!(caught.is_err());
+    let caught = std::panic::catch_unwind(|| assert_well_formed("<svg><text>a < b</text></svg>"));
+    assert!(caught.is_err());
+}
