@@ -1,6 +1,7 @@
 //! Subcommands and their glue: one file per command family; this file holds the argument
 //! definitions, exit codes and the progress bar they share.
 
+mod reproduce;
 mod train;
 
 use anyhow::{Context, Result};
@@ -42,6 +43,22 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Train every experiment of the paper (and follow-ups), draw the figures, check each claim and
+    /// write a self-contained report (OUT/report/index.html).
+    Reproduce {
+        /// Only these experiments, comma-separated (e.g. E3,E5).
+        #[arg(long, value_name = "IDS")]
+        only: Option<String>,
+        /// Reduced scale (fewer steps and seeds; the same code path), as run in CI.
+        #[arg(long)]
+        quick: bool,
+        /// Output directory (runs/ and report/ go under it).
+        #[arg(long, value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+        /// Worker threads (same as the global --threads).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+    },
     /// List the built-in presets.
     Presets,
     /// Print a summary of a finished run directory.
@@ -75,9 +92,15 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    if let Some(threads) = cli.threads {
+    let jobs = match &cli.command {
+        Command::Reproduce { jobs, .. } => *jobs,
+        _ => None,
+    };
+    if let Some(threads) = jobs.or(cli.threads) {
         if threads == 0 {
-            return Err(BadInput("--threads expected an integer ≥ 1, but found 0".into()).into());
+            return Err(
+                BadInput("--threads/--jobs expected an integer ≥ 1, but found 0".into()).into(),
+            );
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -92,6 +115,9 @@ pub fn run(cli: Cli) -> Result<()> {
             overrides,
             force,
         } => train::train(config, preset, &out, &overrides, force),
+        Command::Reproduce {
+            only, quick, out, ..
+        } => reproduce::reproduce(only, quick, out),
         Command::Presets => {
             for name in presets::names() {
                 println!("{name:<20} {}", presets::description(name));

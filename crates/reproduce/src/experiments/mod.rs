@@ -1,0 +1,14 @@
+//! The experiments, one module each, in the order of the report.
+//!
+//! Each module states the paper's claims it checks and where its criteria come from
+//! (`experiments.md` §5, `followups.md`).
+
+mod e01_intro;
+mod e02_sparsity;
+
+use crate::Experiment;
+
+/// Every experiment, in report order.
+pub fn registry() -> Vec<Box<dyn Experiment>> {
+    vec![Box::new(e01_intro::Intro), Box::new(e02_sparsity::Sparsity)]
+}
