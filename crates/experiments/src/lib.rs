@@ -14,8 +14,10 @@
 // process, so their size on the error path does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod families;
 pub mod output;
 pub mod presets;
 pub mod run;
+pub mod sweep;
