@@ -72,11 +72,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// The file's bytes.
 pub fn encode(checkpoint: &Checkpoint) -> Vec<u8> {
-    encode_states(
-        checkpoint.config,
-        &checkpoint.instances,
-        &checkpoint.states,
-    )
+    encode_states(checkpoint.config, &checkpoint.instances, &checkpoint.states)
 }
 
 /// The file's bytes for borrowed states (no copy of the states needed to checkpoint).

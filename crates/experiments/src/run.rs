@@ -137,7 +137,11 @@ fn advance_states<T: Task>(
     progress: &(dyn Fn(u64) + Sync),
 ) {
     let replicas = plan.replicas as usize;
-    assert_eq!(states.len(), tasks.len() * replicas, "one state per replica");
+    assert_eq!(
+        states.len(),
+        tasks.len() * replicas,
+        "one state per replica"
+    );
     // Flatten (instance, replica) into one list so that rayon balances all of them.
     let flat_tasks: Vec<&T> = tasks
         .iter()
@@ -158,7 +162,11 @@ fn select<T: Task>(
     describe: impl Fn(usize, &T, &[f32]) -> (Value, Value) + Sync,
 ) -> Vec<InstanceOutcome> {
     let replicas = plan.replicas as usize;
-    assert_eq!(states.len(), tasks.len() * replicas, "one state per replica");
+    assert_eq!(
+        states.len(),
+        tasks.len() * replicas,
+        "one state per replica"
+    );
     let flat_tasks: Vec<&T> = tasks
         .iter()
         .flat_map(|t| std::iter::repeat_n(t, replicas))

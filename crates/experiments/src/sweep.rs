@@ -71,7 +71,12 @@ const CONFIG_SECTIONS: [&str; 3] = ["experiment", "train", "toy"];
 const SECTIONS: [&str; 6] = ["sweep", "grid", "cells", "experiment", "train", "toy"];
 const SWEEP_KEYS: [&str; 4] = ["name", "base", "preset", "checkpoint_every"];
 /// The files of a cell's run directory.
-const RUN_FILES: [&str; 4] = ["config.toml", "model.safetensors", "metrics.json", "loss.csv"];
+const RUN_FILES: [&str; 4] = [
+    "config.toml",
+    "model.safetensors",
+    "metrics.json",
+    "loss.csv",
+];
 
 /// A validated sweep: its cells, each a full config.
 #[derive(Clone, Debug)]
@@ -356,7 +361,8 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
                         &format!("one of {}", presets::names().join(", ")),
                         format!("`{preset}`"),
                     ),
-                    did_you_mean(&preset, &presets::names()).map(|s| format!("did you mean `{s}`?")),
+                    did_you_mean(&preset, &presets::names())
+                        .map(|s| format!("did you mean `{s}`?")),
                 )
             })?;
             toml::from_str::<toml::Table>(text).expect("built-in presets are valid TOML")
@@ -393,7 +399,9 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
                 ),
                 did_you_mean(first, &CONFIG_SECTIONS)
                     .map(|s| format!("did you mean `{s}`?"))
-                    .or_else(|| Some("write keys quoted, e.g. \"toy.density\" = [0.1, 0.01]".into())),
+                    .or_else(|| {
+                        Some("write keys quoted, e.g. \"toy.density\" = [0.1, 0.01]".into())
+                    }),
             ));
         }
         Ok(())
@@ -413,16 +421,16 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
                             "[]".into(),
                         ))
                     }
-                    other => {
-                        return Err(with_hint(
-                            invalid(
-                                &format!("grid.\"{key}\""),
-                                "a list of values",
-                                format!("{} {other}", other.type_str()),
-                            ),
-                            Some(format!("write \"{key}\" = [{other}] for one value; dotted keys must be quoted")),
-                        ))
-                    }
+                    other => return Err(with_hint(
+                        invalid(
+                            &format!("grid.\"{key}\""),
+                            "a list of values",
+                            format!("{} {other}", other.type_str()),
+                        ),
+                        Some(format!(
+                            "write \"{key}\" = [{other}] for one value; dotted keys must be quoted"
+                        )),
+                    )),
                 }
             }
         }
@@ -492,9 +500,8 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
             }
             let mut table = base.clone();
             for (key, value) in &values {
-                set_dotted(&mut table, key, value.clone()).map_err(|found| {
-                    invalid(key, "a key inside a config table", found)
-                })?;
+                set_dotted(&mut table, key, value.clone())
+                    .map_err(|found| invalid(key, "a key inside a config table", found))?;
             }
             let values: Vec<(String, Value)> = values
                 .into_iter()
@@ -510,23 +517,28 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let plan = config::load(&text, &Origin::File(path.to_path_buf()), &[]).map_err(
-                |source| SweepError::Cell {
-                    path: path.to_path_buf(),
-                    cell: id.clone(),
-                    values: if values.is_empty() {
-                        "the base config".into()
-                    } else {
-                        describe(&values)
-                    },
-                    source,
-                },
-            )?;
+            let plan =
+                config::load(&text, &Origin::File(path.to_path_buf()), &[]).map_err(|source| {
+                    SweepError::Cell {
+                        path: path.to_path_buf(),
+                        cell: id.clone(),
+                        values: if values.is_empty() {
+                            "the base config".into()
+                        } else {
+                            describe(&values)
+                        },
+                        source,
+                    }
+                })?;
             if let Some(&other) = ids.get(&id) {
                 return Err(invalid(
                     "cells",
                     "cells with different values",
-                    format!("two cells with {} (cells {other} and {})", describe(&values), cells.len()),
+                    format!(
+                        "two cells with {} (cells {other} and {})",
+                        describe(&values),
+                        cells.len()
+                    ),
                 ));
             }
             ids.insert(id.clone(), cells.len());
@@ -678,15 +690,19 @@ pub fn from_record(bytes: &[u8], path: &Path) -> Result<Sweep, SweepError> {
         .iter()
         .enumerate()
     {
-        let (Some(id), Some(values), Some(text)) =
-            (c["id"].as_str(), c["values"].as_object(), c["config"].as_str())
-        else {
+        let (Some(id), Some(values), Some(text)) = (
+            c["id"].as_str(),
+            c["values"].as_object(),
+            c["config"].as_str(),
+        ) else {
             return Err(corrupt(format!("cell {i} lacks id, values or config")));
         };
         let values: Vec<(String, Value)> =
             values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if cell_id(&values) != id {
-            return Err(corrupt(format!("cell {i}: id {id} does not match its values")));
+            return Err(corrupt(format!(
+                "cell {i}: id {id} does not match its values"
+            )));
         }
         let plan = config::load(text, &Origin::File(path.to_path_buf()), &[])
             .map_err(|e| corrupt(format!("cell {id}: {e}")))?;
@@ -704,7 +720,9 @@ pub fn from_record(bytes: &[u8], path: &Path) -> Result<Sweep, SweepError> {
         cells,
     };
     if record(&sweep) != bytes {
-        return Err(corrupt("not in the form tms writes (edited by hand?)".into()));
+        return Err(corrupt(
+            "not in the form tms writes (edited by hand?)".into(),
+        ));
     }
     Ok(sweep)
 }
@@ -733,9 +751,7 @@ fn differences(ours: &[u8], theirs: &[u8]) -> Vec<String> {
     for (id, config) in &ca {
         match cb.get(id) {
             None => lines.push(format!("cell {id}: only in this sweep")),
-            Some(other) if other != config => {
-                lines.push(format!("cell {id}: a different config"))
-            }
+            Some(other) if other != config => lines.push(format!("cell {id}: a different config")),
             _ => {}
         }
     }
@@ -1151,11 +1167,13 @@ fn train_unit(
     let path = checkpoint_path(dir, cell, &unit.instances);
     let mut states = run::initial_states(plan, &indices);
     if path.exists() {
-        let restored = checkpoint::read(&path).map_err(|e| e.to_string()).and_then(|c| {
-            checkpoint::check_matches(&c, cell.fingerprint(), &range, &states, steps)
-                .map(|()| c.states)
-                .map_err(|reason| format!("{}: {reason}", path.display()))
-        });
+        let restored = checkpoint::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                checkpoint::check_matches(&c, cell.fingerprint(), &range, &states, steps)
+                    .map(|()| c.states)
+                    .map_err(|reason| format!("{}: {reason}", path.display()))
+            });
         match restored {
             Ok(restored) => {
                 states = restored;
@@ -1269,22 +1287,24 @@ fn assemble(
         }
         let indices: Vec<usize> = (a..b).collect();
         let fresh = run::initial_states(&cell.plan, &indices);
-        let checked = checkpoint::read(&path).map_err(SweepError::from).and_then(|c| {
-            checkpoint::check_matches(
-                &c,
-                cell.fingerprint(),
-                &(a as u64..b as u64),
-                &fresh,
-                cell.plan.train.steps,
-            )
-            .map(|()| c)
-            .map_err(|reason| {
-                SweepError::Output(OutputError::Corrupt {
-                    path: path.clone(),
-                    reason,
+        let checked = checkpoint::read(&path)
+            .map_err(SweepError::from)
+            .and_then(|c| {
+                checkpoint::check_matches(
+                    &c,
+                    cell.fingerprint(),
+                    &(a as u64..b as u64),
+                    &fresh,
+                    cell.plan.train.steps,
+                )
+                .map(|()| c)
+                .map_err(|reason| {
+                    SweepError::Output(OutputError::Corrupt {
+                        path: path.clone(),
+                        reason,
+                    })
                 })
-            })
-        });
+            });
         match checked {
             Ok(c) if c.is_complete() => {
                 complete.insert(a, (b, c.states));
@@ -1390,10 +1410,7 @@ pub fn verify_cell_dir(cell: &Cell, path: &Path) -> Result<(), SweepError> {
     if count != cell.instance_count() {
         return Err(OutputError::Corrupt {
             path: path.join("metrics.json"),
-            reason: format!(
-                "{count} instances, expected {}",
-                cell.instance_count()
-            ),
+            reason: format!("{count} instances, expected {}", cell.instance_count()),
         }
         .into());
     }
@@ -1467,7 +1484,11 @@ pub fn results(sweep: &Sweep, dir: &Path) -> Result<(String, String), SweepError
             cell.values.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let mut line = vec![csv_field(&cell.id)];
         for key in &sweep.keys {
-            line.push(values.get(key.as_str()).map_or(String::new(), |v| csv_value(v)));
+            line.push(
+                values
+                    .get(key.as_str())
+                    .map_or(String::new(), |v| csv_value(v)),
+            );
         }
         for f in &instance_columns {
             line.push(r.get(*f).map_or(String::new(), csv_value));
@@ -1684,7 +1705,11 @@ evaluation_batch_size = 16
         assert_eq!(s.keys, vec!["toy.n_hidden", "train.seed"]);
         let ids: BTreeSet<_> = s.cells.iter().map(|c| c.id.clone()).collect();
         assert_eq!(ids.len(), 6);
-        assert!(s.cells[1].id.starts_with("n_hidden=1_seed=1-"), "{}", s.cells[1].id);
+        assert!(
+            s.cells[1].id.starts_with("n_hidden=1_seed=1-"),
+            "{}",
+            s.cells[1].id
+        );
         let again = load_str(SWEEP).unwrap();
         assert_eq!(record(&s), record(&again));
         let rebuilt = from_record(&record(&s), Path::new("sweep.json")).unwrap();
@@ -1711,12 +1736,18 @@ evaluation_batch_size = 16
     fn bad_keys_name_the_key() {
         let e = load_str(&SWEEP.replace("\"train.seed\"", "\"train.sed\"")).unwrap_err();
         let text = format!("{e}: {}", std::error::Error::source(&e).unwrap());
-        assert!(text.contains("train.sed") && text.contains("did you mean `seed`"), "{text}");
+        assert!(
+            text.contains("train.sed") && text.contains("did you mean `seed`"),
+            "{text}"
+        );
         let e = load_str(&SWEEP.replace("[grid]", "[gird]")).unwrap_err();
         assert!(e.to_string().contains("did you mean `grid`"), "{e}");
         let e = load_str(&SWEEP.replace("\"toy.n_hidden\" = [1, 2]", "\"toy.n_hidden\" = [0, 2]"))
             .unwrap_err();
-        assert!(matches!(&e, SweepError::Cell { cell, .. } if cell.starts_with("n_hidden=0")), "{e}");
+        assert!(
+            matches!(&e, SweepError::Cell { cell, .. } if cell.starts_with("n_hidden=0")),
+            "{e}"
+        );
         assert!(Shard::parse("4/4").is_err() && Shard::parse("x").is_err());
         assert_eq!(Shard::parse("1/4").unwrap(), Shard { index: 1, count: 4 });
     }
