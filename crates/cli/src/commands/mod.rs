@@ -2,6 +2,7 @@
 //! definitions, exit codes and the progress bar they share.
 
 mod reproduce;
+mod sweep;
 mod train;
 
 use anyhow::{Context, Result};
@@ -59,6 +60,10 @@ enum Command {
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
     },
+    /// Train a sweep (a grid or list over config keys), resumably, optionally one shard of it.
+    Sweep(sweep::SweepArgs),
+    /// Combine the directories of a sharded sweep into one, with the unsharded results table.
+    Merge(sweep::MergeArgs),
     /// List the built-in presets.
     Presets,
     /// Print a summary of a finished run directory.
@@ -118,6 +123,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reproduce {
             only, quick, out, ..
         } => reproduce::reproduce(only, quick, out),
+        Command::Sweep(args) => sweep::sweep(args),
+        Command::Merge(args) => sweep::merge(args),
         Command::Presets => {
             for name in presets::names() {
                 println!("{name:<20} {}", presets::description(name));
