@@ -31,6 +31,7 @@
 //! - Data generators cost O(non-zeros), never O(B n) at low density.
 
 pub mod data;
+pub mod kernels;
 pub mod metrics;
 pub mod models;
 pub mod optim;

@@ -30,6 +30,7 @@
 
 use super::{NamedTensor, Real};
 use crate::data::sparse::{FeatureDistribution, SparseBatch};
+use crate::kernels::{self, toy::ToyKernelWorkspace};
 use crate::rng::{InstanceKey, StreamPurpose, StreamRng};
 use crate::train::Task;
 
@@ -71,12 +72,12 @@ impl ToyKind {
     }
 
     /// Whether the output passes through a ReLU.
-    fn relu_output(self) -> bool {
+    pub(crate) fn relu_output(self) -> bool {
         !matches!(self, ToyKind::Linear)
     }
 
     /// Whether the hidden layer passes through a ReLU.
-    fn relu_hidden(self) -> bool {
+    pub(crate) fn relu_hidden(self) -> bool {
         matches!(self, ToyKind::ReluHidden | ToyKind::AbsoluteValue)
     }
 
@@ -113,7 +114,7 @@ impl ToyShape {
     }
 
     /// Offsets of (encoder rows, decoder rows, bias) in the flat parameter vector.
-    fn offsets(&self) -> (usize, usize, usize) {
+    pub(crate) fn offsets(&self) -> (usize, usize, usize) {
         let block = self.n_features * self.n_hidden;
         if self.kind.tied() {
             (0, 0, block)
@@ -142,12 +143,14 @@ impl ToyShape {
         }
     }
 
-    /// Loss of one batch and, when `gradient` is given, dL/dθ (overwritten).
+    /// Loss of one batch and, when `gradient` is given, dL/dθ (overwritten): the naive reference
+    /// twin of the fast training kernel [`crate::kernels::toy::loss_and_gradient`], one example at a
+    /// time, generic over f32/f64 so that the gradient checks run it in f64.
     ///
     /// Shapes: parameters [P], importance [n], gradient [P]; see the module doc for the layout.
     /// Cost: O(B (nnz_per_example·m + n·m)), with the n·m backward terms skipped where dz_i = 0
     /// (ReLU outputs that are off and whose target is zero: most features at low density).
-    pub fn loss_and_gradient<T: Real>(
+    pub fn loss_and_gradient_reference<T: Real>(
         &self,
         parameters: &[T],
         batch: &SparseBatch,
@@ -338,11 +341,11 @@ pub struct ToyTask {
     pub record_dimensionality: bool,
 }
 
-/// Scratch of a [`ToyTask`]: the minibatch and the activations.
+/// Scratch of a [`ToyTask`]: the minibatch and the fast kernel's buffers.
 #[derive(Debug, Default)]
 pub struct ToyWorkspace {
     batch: SparseBatch,
-    scratch: ToyScratch<f32>,
+    kernel: ToyKernelWorkspace,
 }
 
 impl Task for ToyTask {
@@ -357,10 +360,7 @@ impl Task for ToyTask {
     }
 
     fn workspace(&self) -> ToyWorkspace {
-        ToyWorkspace {
-            batch: SparseBatch::default(),
-            scratch: self.shape.scratch(),
-        }
+        ToyWorkspace::default()
     }
 
     fn loss_and_gradient(
@@ -372,13 +372,14 @@ impl Task for ToyTask {
     ) -> f64 {
         self.distribution
             .sample_into(rng, self.batch_size, &mut workspace.batch);
-        self.shape.loss_and_gradient(
+        kernels::toy::loss_and_gradient(
+            &self.shape,
             parameters,
             &workspace.batch,
             &self.importance,
-            Some(gradient),
-            &mut workspace.scratch,
-        ) as f64
+            gradient,
+            &mut workspace.kernel,
+        )
     }
 
     /// Loss in f64 on `evaluation_batch_size` examples from the instance's evaluation stream.
@@ -395,9 +396,13 @@ impl Task for ToyTask {
         let mut total = 0.0;
         for _ in 0..chunks {
             self.distribution.sample_into(&mut rng, chunk, &mut batch);
-            total += self
-                .shape
-                .loss_and_gradient(&params, &batch, &importance, None, &mut scratch);
+            total += self.shape.loss_and_gradient_reference(
+                &params,
+                &batch,
+                &importance,
+                None,
+                &mut scratch,
+            );
         }
         total / chunks as f64
     }
@@ -469,7 +474,7 @@ mod tests {
             let importance: Vec<f64> = (0..7).map(|i| 0.9f64.powi(i)).collect();
             let mut scratch = shape.scratch::<f64>();
             let mut analytic = vec![0.0; params.len()];
-            shape.loss_and_gradient(
+            shape.loss_and_gradient_reference(
                 &params,
                 &batch,
                 &importance,
@@ -477,7 +482,13 @@ mod tests {
                 &mut scratch,
             );
             let numeric = finite_difference_gradient(&params, 1e-6, |p| {
-                shape.loss_and_gradient(p, &batch, &importance, None, &mut shape.scratch::<f64>())
+                shape.loss_and_gradient_reference(
+                    p,
+                    &batch,
+                    &importance,
+                    None,
+                    &mut shape.scratch::<f64>(),
+                )
             });
             let err = relative_gradient_error(&analytic, &numeric);
             assert!(err < 1e-6, "{kind:?}: relative gradient error {err}");
@@ -515,7 +526,7 @@ mod tests {
             }
         }
         expected /= 32.0 * 5.0;
-        let got = shape.loss_and_gradient(
+        let got = shape.loss_and_gradient_reference(
             &params,
             &batch,
             &importance,

@@ -1,0 +1,843 @@
+//! Fast f32 loss and gradient of the toy models (experiments.md §2), used by training.
+//!
+//! Naive twin: [`ToyShape::loss_and_gradient_reference`] (generic over f32/f64, gradient-checked
+//! against finite differences). `mod tests` below checks this kernel against it for every kind, on
+//! random shapes and densities.
+//!
+//! Letters: B batch, n features, m hidden, T examples per tile, c_i = 2 I_i / (B n).
+//! Per example (y = x, or |x| for the abs model; E encoder rows, D decoder rows, E = D when tied):
+//!
+//! ```text
+//! pre = Σ_{x_j≠0} x_j E_j          [m]      h = pre, or ReLU(pre) for relu-hidden / abs
+//! z_i = D_i·h + b_i                [n]      x̂_i = z_i (linear) or ReLU(z_i)
+//! L   = 1/(B n) Σ_b Σ_i I_i (x̂_i − y_i)²
+//! dz_i = c_i (x̂_i − y_i) 1[z_i > 0 or linear]
+//! db_i += dz_i ;  dD_i += dz_i h ;  dh = Σ_i dz_i D_i ;  dpre = dh ⊙ 1[pre > 0] (ReLU hidden)
+//! dE_j += x_j dpre  (x_j ≠ 0 only)
+//! ```
+//!
+//! How the batch is cut (all of it fixed by the shape and B, never by the thread count):
+//! - **chunks** of [`CHUNK_EXAMPLES`] examples when B·n·m is large ([`PARALLEL_WORK`]): each chunk
+//!   writes its own gradient, chunks run in parallel on rayon, and their gradients and losses are
+//!   added in chunk order. Small problems are one chunk.
+//! - in a chunk, examples with x = 0 are handled together in closed form ([`zero_examples`]); the
+//!   others are gathered and processed in **tiles** of at most T examples: [`small_tile`] (m ≤ 8,
+//!   activations stored [m, T], loops along the batch) or [`large_tile`] (m > 8, activations [T, m],
+//!   GEMMs for the dense products, dz = 0 skipping in the backward pass).
+
+use super::{gemm, MatMut, MatRef};
+use crate::data::sparse::SparseBatch;
+use crate::models::toy::{ToyKind, ToyShape};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Width of the explicit accumulator arrays. Floating-point addition is not associative, so the
+/// compiler may not vectorise a reduction `s += a[t] b[t]` by itself; keeping `LANES` independent
+/// partial sums (as ndarray's `unrolled_dot` does) lets it, with a fixed and therefore deterministic
+/// summation order. 8 = one AVX2 register of f32.
+const LANES: usize = 8;
+
+/// Examples per chunk when a step is split into chunks.
+pub const CHUNK_EXAMPLES: usize = 256;
+
+/// Dense-equivalent work B·n·m (multiply-adds of one decoder pass) above which a step is split into
+/// chunks that may run on several threads. Below it, rayon's fork-join overhead (microseconds) is
+/// not worth paying.
+pub const PARALLEL_WORK: usize = 1 << 21;
+
+/// Fraction of non-zeros (in tenths) from which a tile's encoder or backward pass switches from
+/// scattered axpys (cost ∝ non-zeros) to one GEMM (cost ∝ T·n·m, but several times faster per
+/// multiply-add).
+const DENSE_TENTHS: usize = 3;
+
+/// How one step of a shape is cut into chunks and tiles: a function of (shape, B) only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Examples per chunk (B when the step is not split).
+    pub chunk: usize,
+    /// Maximum non-zero examples per tile (a multiple of [`LANES`]).
+    pub tile: usize,
+    /// Whether the small-m path ([`small_tile`]) is used.
+    pub small: bool,
+}
+
+impl Plan {
+    /// The plan for `shape` at batch size `batch_size`.
+    pub fn new(shape: &ToyShape, batch_size: usize) -> Self {
+        let (n, m) = (shape.n_features, shape.n_hidden);
+        let small = m <= 8;
+        // Tiles keep their activations in cache: the small path's [n, T] targets within 64 KiB, the
+        // large path's [T, n] outputs within 256 KiB of a 1 MiB L2.
+        let budget = if small { 16 * 1024 } else { 64 * 1024 };
+        let tile = (budget / n.max(1)).clamp(16, 256) / LANES * LANES;
+        let chunk = if batch_size * n * m >= PARALLEL_WORK {
+            CHUNK_EXAMPLES
+        } else {
+            batch_size.max(1)
+        };
+        Plan { chunk, tile, small }
+    }
+}
+
+/// Scratch of one chunk; every buffer is resized on use and reused across steps.
+#[derive(Clone, Debug, Default)]
+struct ChunkScratch {
+    /// The chunk's gradient [P] (when the step has several chunks).
+    gradient: Vec<f32>,
+    /// Indices of the chunk's examples that have a non-zero.
+    rows: Vec<u32>,
+    /// Encoder output pre: [m, T] (small) or [T, m] (large).
+    pre: Vec<f32>,
+    /// ReLU(pre) for relu-hidden and abs models.
+    hidden: Vec<f32>,
+    /// dL/dh, then dL/dpre.
+    dhidden: Vec<f32>,
+    /// Outputs z, then dz: [T, n] (large path).
+    z: Vec<f32>,
+    /// Targets y: [n, T] (small) or [T, n] (large).
+    y: Vec<f32>,
+    /// Dense x of a dense tile [T, n] (large path), or the lane mask [T] (small path).
+    x: Vec<f32>,
+}
+
+/// Reusable memory of [`loss_and_gradient`].
+#[derive(Clone, Debug, Default)]
+pub struct ToyKernelWorkspace {
+    chunks: Vec<ChunkScratch>,
+    /// c_i = 2 I_i / (B n).
+    coefficient: Vec<f32>,
+}
+
+/// Everything a tile reads.
+struct Problem<'a> {
+    kind: ToyKind,
+    n: usize,
+    m: usize,
+    tile: usize,
+    /// Encoder rows E [n, m], decoder rows D [n, m], bias b [n].
+    encoder: &'a [f32],
+    decoder: &'a [f32],
+    bias: &'a [f32],
+    /// I [n] and c [n].
+    importance: &'a [f32],
+    coefficient: &'a [f32],
+    /// Offsets of dE, dD and db in the gradient.
+    encoder_at: usize,
+    decoder_at: usize,
+    bias_at: usize,
+    batch: &'a SparseBatch,
+}
+
+impl Problem<'_> {
+    #[inline(always)]
+    fn target(&self, x: f32) -> f32 {
+        if self.kind == ToyKind::AbsoluteValue {
+            x.abs()
+        } else {
+            x
+        }
+    }
+
+    /// (x̂, whether dx̂/dz = 1) for output pre-activation z.
+    #[inline(always)]
+    fn output(&self, z: f32) -> (f32, bool) {
+        if self.kind.relu_output() {
+            (z.max(0.0), z > 0.0)
+        } else {
+            (z, true)
+        }
+    }
+}
+
+/// L = 1/(B n) Σ_b Σ_i I_i (x̂_i − y_i)² of one batch, and dL/dθ written into `gradient`
+/// (overwritten). Same contract and parameter layout as the naive twin
+/// [`ToyShape::loss_and_gradient_reference`]; shapes: parameters [P], importance [n], gradient [P].
+///
+/// The result is a function of the inputs only: the step is cut into chunks by [`Plan`] (from the
+/// shape and B), chunks may run on any rayon threads, and their results are added in chunk order.
+pub fn loss_and_gradient(
+    shape: &ToyShape,
+    parameters: &[f32],
+    batch: &SparseBatch,
+    importance: &[f32],
+    gradient: &mut [f32],
+    workspace: &mut ToyKernelWorkspace,
+) -> f64 {
+    let (n, m) = (shape.n_features, shape.n_hidden);
+    let batch_size = batch.batch_size();
+    assert_eq!(parameters.len(), shape.parameter_count());
+    assert_eq!(gradient.len(), parameters.len());
+    assert_eq!(importance.len(), n);
+    let plan = Plan::new(shape, batch_size);
+    let (encoder_at, decoder_at, bias_at) = shape.offsets();
+    let scale = 1.0 / (batch_size * n) as f64;
+    workspace.coefficient.clear();
+    workspace
+        .coefficient
+        .extend(importance.iter().map(|&i| (2.0 * i as f64 * scale) as f32));
+    let problem = Problem {
+        kind: shape.kind,
+        n,
+        m,
+        tile: plan.tile,
+        encoder: &parameters[encoder_at..encoder_at + n * m],
+        decoder: &parameters[decoder_at..decoder_at + n * m],
+        bias: &parameters[bias_at..bias_at + n],
+        importance,
+        coefficient: &workspace.coefficient,
+        encoder_at,
+        decoder_at,
+        bias_at,
+        batch,
+    };
+    let chunks = batch_size.div_ceil(plan.chunk).max(1);
+    let chunk_range = |c: usize| c * plan.chunk..((c + 1) * plan.chunk).min(batch_size);
+    workspace.chunks.resize_with(chunks, ChunkScratch::default);
+    if chunks == 1 {
+        let sum = chunk(&problem, chunk_range(0), &mut workspace.chunks[0], gradient);
+        return sum * scale;
+    }
+    let sums: Vec<f64> = workspace
+        .chunks
+        .par_iter_mut()
+        .enumerate()
+        .with_max_len(1)
+        .map(|(c, scratch)| {
+            let mut g = std::mem::take(&mut scratch.gradient);
+            g.resize(parameters.len(), 0.0);
+            let sum = chunk(&problem, chunk_range(c), scratch, &mut g);
+            scratch.gradient = g;
+            sum
+        })
+        .collect();
+    // Fixed-order reduction: chunk 0, then + chunk 1, + chunk 2, …
+    gradient.copy_from_slice(&workspace.chunks[0].gradient);
+    for scratch in &workspace.chunks[1..] {
+        for (g, &c) in gradient.iter_mut().zip(&scratch.gradient) {
+            *g += c;
+        }
+    }
+    sums.iter().sum::<f64>() * scale
+}
+
+/// One chunk: overwrites `gradient` with the chunk's dL/dθ and returns Σ I_i (x̂_i − y_i)² over its
+/// examples (not yet divided by B n). Dispatches to the AVX2 copy when the CPU has it.
+fn chunk(p: &Problem, range: Range<usize>, s: &mut ChunkScratch, gradient: &mut [f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        // SAFETY: chunk_avx2's only precondition is that the CPU supports AVX2 and FMA, which
+        // has_avx2_fma just checked.
+        return unsafe { chunk_avx2(p, range, s, gradient) };
+    }
+    chunk_body(p, range, s, gradient)
+}
+
+/// [`chunk_body`] compiled with AVX2 and FMA enabled (8-wide vectors for the loops along the batch).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_avx2(
+    p: &Problem,
+    range: Range<usize>,
+    s: &mut ChunkScratch,
+    gradient: &mut [f32],
+) -> f64 {
+    chunk_body(p, range, s, gradient)
+}
+
+#[inline(always)]
+fn chunk_body(p: &Problem, range: Range<usize>, s: &mut ChunkScratch, g: &mut [f32]) -> f64 {
+    g.fill(0.0);
+    let starts = &p.batch.row_start;
+    let mut rows = std::mem::take(&mut s.rows);
+    rows.clear();
+    let mut zeros = 0usize;
+    for b in range {
+        if starts[b] == starts[b + 1] {
+            zeros += 1;
+        } else {
+            rows.push(b as u32);
+        }
+    }
+    let mut sum = 0.0;
+    for tile in rows.chunks(p.tile) {
+        sum += match p.m {
+            1 => small_tile::<1>(p, tile, s, g),
+            2 => small_tile::<2>(p, tile, s, g),
+            3 => small_tile::<3>(p, tile, s, g),
+            4 => small_tile::<4>(p, tile, s, g),
+            5 => small_tile::<5>(p, tile, s, g),
+            6 => small_tile::<6>(p, tile, s, g),
+            7 => small_tile::<7>(p, tile, s, g),
+            8 => small_tile::<8>(p, tile, s, g),
+            _ => large_tile(p, tile, s, g),
+        };
+    }
+    s.rows = rows;
+    sum + zero_examples(p, zeros, g)
+}
+
+/// `count` examples with x = 0 at once: h = 0 so z = b, x̂ = act(b), y = 0 for every one of them.
+/// Adds count · c_i act(b_i) 1[active] to db_i and returns count · Σ_i I_i act(b_i)². Nothing reaches
+/// W: dL/dW_i = dz_i h + x_i dpre = 0. Cost O(n) for all of them.
+#[inline(always)]
+fn zero_examples(p: &Problem, count: usize, g: &mut [f32]) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    let mut sum = 0.0f64;
+    for i in 0..p.n {
+        let (o, active) = p.output(p.bias[i]);
+        sum += (p.importance[i] * o * o) as f64;
+        if active {
+            g[p.bias_at + i] += count as f32 * (p.coefficient[i] * o);
+        }
+    }
+    sum * count as f64
+}
+
+/// Loss and gradient of one tile of examples `rows` (each with a non-zero), for m = M ≤ 8.
+/// Accumulates (+=) into the gradient `g`; returns Σ_b Σ_i I_i (x̂_i − y_i)².
+///
+/// Layout: pre, h, dh are [M, T] and y is [n, T] (T = `p.tile`), so every inner loop runs along the
+/// batch and fills the SIMD lanes whatever n and M are. The decoder, the loss, dz and the decoder's
+/// backward are fused in one sweep per feature i:
+/// z_i[t] = b_i + Σ_k D_ik h_k[t];  dz_i[t] = c_i (x̂ − y) 1[active];  db_i += Σ_t dz_i[t];
+/// dD_ik += Σ_t dz_i[t] h_k[t];  dh_k[t] += dz_i[t] D_ik. Cost O(T n M) multiply-adds.
+#[inline(always)]
+fn small_tile<const M: usize>(
+    p: &Problem,
+    rows: &[u32],
+    s: &mut ChunkScratch,
+    g: &mut [f32],
+) -> f64 {
+    let (n, tile) = (p.n, p.tile);
+    let used = rows.len().div_ceil(LANES) * LANES;
+    let ChunkScratch {
+        pre,
+        hidden,
+        dhidden,
+        y,
+        x: mask,
+        ..
+    } = s;
+    for buffer in [&mut *pre, &mut *dhidden, &mut *hidden] {
+        buffer.clear();
+        buffer.resize(M * tile, 0.0);
+    }
+    y.clear();
+    y.resize(n * tile, 0.0);
+    // Lanes past the tile's examples are padding: their error is multiplied by 0.
+    mask.clear();
+    mask.resize(tile, 0.0);
+    mask[..rows.len()].fill(1.0);
+
+    // Encoder over the non-zeros: pre_k[t] = Σ_j x_j E_jk; targets y_j[t].
+    for (t, &b) in rows.iter().enumerate() {
+        let (features, values) = p.batch.row(b as usize);
+        for (&j, &x) in features.iter().zip(values) {
+            let j = j as usize;
+            let e = &p.encoder[j * M..j * M + M];
+            for k in 0..M {
+                pre[k * tile + t] += x * e[k];
+            }
+            y[j * tile + t] = p.target(x);
+        }
+    }
+    let relu_hidden = p.kind.relu_hidden();
+    if relu_hidden {
+        for (h, &v) in hidden.iter_mut().zip(pre.iter()) {
+            *h = v.max(0.0);
+        }
+    }
+    let h: &[f32] = if relu_hidden { hidden } else { pre };
+
+    let mut sum = 0.0f64;
+    for i in 0..n {
+        let d: [f32; M] = p.decoder[i * M..i * M + M]
+            .try_into()
+            .expect("decoder row of length M");
+        let (bias, c) = (p.bias[i], p.coefficient[i]);
+        let yi = &y[i * tile..i * tile + used];
+        let mut e2 = [0.0f32; LANES];
+        let mut db = [0.0f32; LANES];
+        let mut dd = [[0.0f32; LANES]; M];
+        for start in (0..used).step_by(LANES) {
+            let mut z = [bias; LANES];
+            for k in 0..M {
+                let hk = &h[k * tile + start..k * tile + start + LANES];
+                for l in 0..LANES {
+                    z[l] += d[k] * hk[l];
+                }
+            }
+            let mut dz = [0.0f32; LANES];
+            for l in 0..LANES {
+                let (o, active) = p.output(z[l]);
+                let err = (o - yi[start + l]) * mask[start + l];
+                e2[l] += err * err;
+                dz[l] = if active { c * err } else { 0.0 };
+                db[l] += dz[l];
+            }
+            for k in 0..M {
+                let hk = &h[k * tile + start..k * tile + start + LANES];
+                let dhk = &mut dhidden[k * tile + start..k * tile + start + LANES];
+                for l in 0..LANES {
+                    dd[k][l] += dz[l] * hk[l];
+                    dhk[l] += dz[l] * d[k];
+                }
+            }
+        }
+        sum += p.importance[i] as f64 * lane_sum(&e2) as f64;
+        g[p.bias_at + i] += lane_sum(&db);
+        let gd = &mut g[p.decoder_at + i * M..p.decoder_at + i * M + M];
+        for k in 0..M {
+            gd[k] += lane_sum(&dd[k]);
+        }
+    }
+
+    // dpre = dh ⊙ 1[pre > 0]; dE_j += x_j dpre over the non-zeros.
+    if relu_hidden {
+        for (dh, &v) in dhidden.iter_mut().zip(pre.iter()) {
+            if v <= 0.0 {
+                *dh = 0.0;
+            }
+        }
+    }
+    for (t, &b) in rows.iter().enumerate() {
+        let (features, values) = p.batch.row(b as usize);
+        for (&j, &x) in features.iter().zip(values) {
+            let at = p.encoder_at + j as usize * M;
+            let ge = &mut g[at..at + M];
+            for k in 0..M {
+                ge[k] += x * dhidden[k * tile + t];
+            }
+        }
+    }
+    sum
+}
+
+/// Loss and gradient of one tile of examples `rows` (each with a non-zero), any m (used for m > 8).
+/// Accumulates (+=) into `g`; returns Σ_b Σ_i I_i (x̂_i − y_i)².
+///
+/// Layout: pre, h, dh [T, m]; z, dz, y [T, n] (T = `rows.len()`). Steps and their equations:
+/// 1. pre = X E: scattered axpys pre_t += x_j E_j over the non-zeros, or one GEMM [T,n]·[n,m] when
+///    the tile is ≥ 30% dense.
+/// 2. Z = H Dᵀ: GEMM [T,m]·[m,n]; then z += b, the loss, and dz in place (one pass, vectorised over i).
+/// 3. Backward of the decoder: if dz is ≥ 30% non-zero, dH = dZ D and dD += dZᵀ H (two GEMMs);
+///    otherwise only the non-zero dz_ti are visited: dD_i += dz h_t, dh_t += dz D_i (axpys of length m).
+/// 4. dpre = dh ⊙ 1[pre > 0]; dE = Xᵀ dpre (GEMM if step 1 was one, else axpys over the non-zeros).
+#[inline(always)]
+fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) -> f64 {
+    let (n, m, t_len) = (p.n, p.m, rows.len());
+    let ChunkScratch {
+        pre,
+        hidden,
+        dhidden,
+        z,
+        y,
+        x,
+        ..
+    } = s;
+    let nonzeros: usize = rows.iter().map(|&b| p.batch.row(b as usize).0.len()).sum();
+    let dense_input = nonzeros * 10 >= DENSE_TENTHS * t_len * n;
+    for (buffer, len) in [(&mut *pre, t_len * m), (&mut *y, t_len * n)] {
+        buffer.clear();
+        buffer.resize(len, 0.0);
+    }
+    if dense_input {
+        x.clear();
+        x.resize(t_len * n, 0.0);
+    }
+    // 1. Encoder and targets.
+    for (t, &b) in rows.iter().enumerate() {
+        let (features, values) = p.batch.row(b as usize);
+        for (&j, &v) in features.iter().zip(values) {
+            let j = j as usize;
+            y[t * n + j] = p.target(v);
+            if dense_input {
+                x[t * n + j] = v;
+            } else {
+                axpy(v, &p.encoder[j * m..j * m + m], &mut pre[t * m..t * m + m]);
+            }
+        }
+    }
+    if dense_input {
+        gemm(
+            1.0,
+            MatRef::row_major(x, t_len, n),
+            MatRef::row_major(p.encoder, n, m),
+            0.0,
+            MatMut::row_major(pre, t_len, m),
+        );
+    }
+    let relu_hidden = p.kind.relu_hidden();
+    if relu_hidden {
+        hidden.clear();
+        hidden.extend(pre.iter().map(|&v| v.max(0.0)));
+    }
+    let h: &[f32] = if relu_hidden { hidden } else { pre };
+
+    // 2. Decoder, loss and dz.
+    z.clear();
+    z.resize(t_len * n, 0.0);
+    gemm(
+        1.0,
+        MatRef::row_major(h, t_len, m),
+        MatRef::row_major(p.decoder, n, m).t(),
+        0.0,
+        MatMut::row_major(z, t_len, n),
+    );
+    let mut sum = 0.0f64;
+    let mut active_count = 0usize;
+    for t in 0..t_len {
+        let (partial, count) = loss_and_dz_row(p, &mut z[t * n..t * n + n], &y[t * n..t * n + n]);
+        sum += partial as f64;
+        active_count += count;
+    }
+
+    // 3. Decoder backward.
+    dhidden.clear();
+    dhidden.resize(t_len * m, 0.0);
+    let decoder_grad = p.decoder_at..p.decoder_at + n * m;
+    if active_count * 10 >= DENSE_TENTHS * t_len * n {
+        gemm(
+            1.0,
+            MatRef::row_major(z, t_len, n),
+            MatRef::row_major(p.decoder, n, m),
+            0.0,
+            MatMut::row_major(dhidden, t_len, m),
+        );
+        gemm(
+            1.0,
+            MatRef::row_major(z, t_len, n).t(),
+            MatRef::row_major(h, t_len, m),
+            1.0,
+            MatMut::row_major(&mut g[decoder_grad], n, m),
+        );
+        let db = &mut g[p.bias_at..p.bias_at + n];
+        for t in 0..t_len {
+            for (d, &v) in db.iter_mut().zip(&z[t * n..t * n + n]) {
+                *d += v;
+            }
+        }
+    } else {
+        for t in 0..t_len {
+            let dz_row = &z[t * n..t * n + n];
+            let h_t = &h[t * m..t * m + m];
+            for (block, dz_block) in dz_row.chunks(16).enumerate() {
+                // ±0 both count as zero: shift the sign bit out.
+                if dz_block.iter().fold(0u32, |a, &v| a | (v.to_bits() << 1)) == 0 {
+                    continue;
+                }
+                for (offset, &dz) in dz_block.iter().enumerate() {
+                    if dz == 0.0 {
+                        continue;
+                    }
+                    let i = block * 16 + offset;
+                    g[p.bias_at + i] += dz;
+                    let at = p.decoder_at + i * m;
+                    axpy(dz, h_t, &mut g[at..at + m]);
+                    axpy(
+                        dz,
+                        &p.decoder[i * m..i * m + m],
+                        &mut dhidden[t * m..t * m + m],
+                    );
+                }
+            }
+        }
+    }
+
+    // 4. Encoder backward.
+    if relu_hidden {
+        for (dh, &v) in dhidden.iter_mut().zip(pre.iter()) {
+            if v <= 0.0 {
+                *dh = 0.0;
+            }
+        }
+    }
+    if dense_input {
+        gemm(
+            1.0,
+            MatRef::row_major(x, t_len, n).t(),
+            MatRef::row_major(dhidden, t_len, m),
+            1.0,
+            MatMut::row_major(&mut g[p.encoder_at..p.encoder_at + n * m], n, m),
+        );
+    } else {
+        for (t, &b) in rows.iter().enumerate() {
+            let (features, values) = p.batch.row(b as usize);
+            for (&j, &v) in features.iter().zip(values) {
+                let at = p.encoder_at + j as usize * m;
+                axpy(v, &dhidden[t * m..t * m + m], &mut g[at..at + m]);
+            }
+        }
+    }
+    sum
+}
+
+/// One example's outputs: z_i ← dz_i = c_i (x̂_i − y_i) 1[active] for z_i = (D h)_i + b_i given in
+/// `z` without its bias. Returns (Σ_i I_i (x̂_i − y_i)², number of non-zero dz_i).
+#[inline(always)]
+fn loss_and_dz_row(p: &Problem, z: &mut [f32], y: &[f32]) -> (f32, usize) {
+    let mut e2 = [0.0f32; LANES];
+    let mut count = [0u32; LANES];
+    let n = z.len();
+    let whole = n / LANES * LANES;
+    let mut visit = |l: usize, i: usize, z: &mut f32| {
+        let (o, active) = p.output(*z + p.bias[i]);
+        let err = o - y[i];
+        e2[l] += p.importance[i] * err * err;
+        let dz = if active { p.coefficient[i] * err } else { 0.0 };
+        count[l] += (dz != 0.0) as u32;
+        *z = dz;
+    };
+    for (block, zs) in z[..whole].chunks_exact_mut(LANES).enumerate() {
+        for (l, zi) in zs.iter_mut().enumerate() {
+            visit(l, block * LANES + l, zi);
+        }
+    }
+    for (offset, zi) in z[whole..].iter_mut().enumerate() {
+        visit(0, whole + offset, zi);
+    }
+    (lane_sum(&e2), count.iter().sum::<u32>() as usize)
+}
+
+/// y ← y + a x.
+#[inline(always)]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// Σ_l v_l in a fixed pairwise order.
+#[inline(always)]
+fn lane_sum(v: &[f32; LANES]) -> f32 {
+    ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::sparse::{FeatureDistribution, ValueRange};
+    use crate::rng::StreamRng;
+
+    /// Draws a random instance (parameters with a bias that switches ReLU outputs both ways) and a
+    /// batch, and returns (parameters, importance, batch).
+    fn instance(
+        shape: &ToyShape,
+        density: f64,
+        batch_size: usize,
+        seed: u64,
+    ) -> (Vec<f32>, Vec<f32>, SparseBatch) {
+        let n = shape.n_features;
+        let mut rng = StreamRng::seed_from_u64(seed);
+        let values = if shape.kind == ToyKind::AbsoluteValue {
+            ValueRange::Signed
+        } else {
+            ValueRange::Unit
+        };
+        let batch = FeatureDistribution::uniform(n, density, values)
+            .unwrap()
+            .sample(&mut rng, batch_size);
+        let mut params = vec![0.0f32; shape.parameter_count()];
+        shape.initialise(&mut rng, &mut params);
+        // Odd seeds: biases around 0, about half the ReLU outputs on (dense backward); even seeds:
+        // negative biases as after training, most outputs off (the sparse dz ≠ 0 backward).
+        let offset = if seed % 2 == 1 { -0.5 } else { -0.8 };
+        let bias_at = params.len() - n;
+        for b in &mut params[bias_at..] {
+            *b = 0.2 * (rng.uniform_f32() + offset);
+        }
+        let importance = (0..n)
+            .map(|i| 0.5 + rng.uniform_f32() * (0.97f32).powi(i as i32))
+            .collect();
+        (params, importance, batch)
+    }
+
+    /// The harness: the fast kernel against the naive twin evaluated in f64 (the exact value up to
+    /// 1e-16), for loss and every gradient component.
+    ///
+    /// Tolerance from f32 summation error. Every quantity is a nest of sums: a gradient component
+    /// sums over ≤ B examples terms whose factors are themselves sums over ≤ n encoder non-zeros, m
+    /// decoder products and n output features. Rounding errors along such a nest add up to at most
+    /// γ_N · Σ|terms| with N the total chain length, N ≤ B + 2n + m (+ a few roundings of products
+    /// and scalings: +8), and γ_N ≤ N·ε for ε = f32::EPSILON = 2⁻²³ (twice the unit roundoff, which
+    /// absorbs the second-order terms). Σ|terms| is bounded by the quantity's *absolute twin*
+    /// ([`absolute_twin`]: the same nest with every factor replaced by its magnitude). A wrong kernel
+    /// (one example or one feature missing, a wrong sign) errs by about one term, ≥ Σ|terms|/(B n),
+    /// which is above this bound for the shapes tested.
+    fn check(shape: ToyShape, density: f64, batch_size: usize, seed: u64) -> bool {
+        let (params, importance, batch) = instance(&shape, density, batch_size, seed);
+        let mut fast_grad = vec![f32::NAN; params.len()];
+        let mut workspace = ToyKernelWorkspace::default();
+        let fast_loss = loss_and_gradient(
+            &shape,
+            &params,
+            &batch,
+            &importance,
+            &mut fast_grad,
+            &mut workspace,
+        );
+        let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
+        let i64s: Vec<f64> = importance.iter().map(|&v| v as f64).collect();
+        let mut exact_grad = vec![0.0f64; params.len()];
+        let exact_loss = shape.loss_and_gradient_reference(
+            &p64,
+            &batch,
+            &i64s,
+            Some(&mut exact_grad),
+            &mut shape.scratch(),
+        );
+        let magnitude = absolute_twin(&shape, &params, &batch, &importance);
+        let n_terms = (batch_size + 2 * shape.n_features + shape.n_hidden + 8) as f64;
+        let eps = f32::EPSILON as f64;
+        let tol = |scale: f64| n_terms * eps * scale + 1e-30;
+        assert!(
+            (fast_loss - exact_loss).abs() <= tol(magnitude.0),
+            "{shape:?} p={density}: loss {fast_loss} vs {exact_loss}"
+        );
+        for (k, (&f, &e)) in fast_grad.iter().zip(&exact_grad).enumerate() {
+            assert!(
+                (f as f64 - e).abs() <= tol(magnitude.1[k]),
+                "{shape:?} p={density} B={batch_size}: dθ[{k}] {f} vs {e} (bound {})",
+                tol(magnitude.1[k])
+            );
+        }
+        // Whether the comparison was not vacuous.
+        exact_grad.iter().any(|&g| g != 0.0)
+    }
+
+    /// Upper bounds of Σ|terms| for the loss and each gradient component: every product in the
+    /// forward and backward passes replaced by the product of absolute values (so no cancellation),
+    /// ReLUs kept open (an upper bound of either branch), in f64.
+    fn absolute_twin(
+        shape: &ToyShape,
+        params: &[f32],
+        batch: &SparseBatch,
+        importance: &[f32],
+    ) -> (f64, Vec<f64>) {
+        let (n, m) = (shape.n_features, shape.n_hidden);
+        let (enc, dec, bias_at) = shape.offsets();
+        let a = |k: usize| params[k].abs() as f64;
+        let scale = 1.0 / (batch.batch_size() * n) as f64;
+        let mut loss = 0.0;
+        let mut grad = vec![0.0f64; params.len()];
+        for b in 0..batch.batch_size() {
+            let x: Vec<f64> = batch
+                .dense_row(b, n)
+                .iter()
+                .map(|v| v.abs() as f64)
+                .collect();
+            let h: Vec<f64> = (0..m)
+                .map(|k| (0..n).map(|j| x[j] * a(enc + j * m + k)).sum())
+                .collect();
+            let mut dh = vec![0.0; m];
+            for i in 0..n {
+                let z: f64 =
+                    (0..m).map(|k| a(dec + i * m + k) * h[k]).sum::<f64>() + a(bias_at + i);
+                let err = z + x[i];
+                loss += importance[i] as f64 * err * err * scale;
+                let dz = 2.0 * importance[i] as f64 * err * scale;
+                grad[bias_at + i] += dz;
+                for k in 0..m {
+                    grad[dec + i * m + k] += dz * h[k];
+                    dh[k] += dz * a(dec + i * m + k);
+                }
+            }
+            for j in 0..n {
+                for k in 0..m {
+                    grad[enc + j * m + k] += x[j] * dh[k];
+                }
+            }
+        }
+        (loss, grad)
+    }
+
+    #[test]
+    fn fast_kernel_equals_naive_twin_for_every_kind_shape_and_density() {
+        let mut rng = StreamRng::seed_from_u64(99);
+        // Fixed cases that reach every path: small m (each M), large m with sparse and dense tiles,
+        // chunked steps (B·n·m ≥ PARALLEL_WORK), all-zero examples, partial lanes.
+        let fixed = [
+            (5, 2, 0.05, 1024),
+            (20, 5, 0.1, 1000),
+            (3, 1, 0.7, 37),
+            (9, 8, 1.0, 64),
+            (12, 7, 0.3, 129),
+            (60, 20, 0.02, 300),
+            (60, 20, 1.0, 100),
+            (300, 30, 0.01, 600),
+            (64, 40, 0.9, 1024),
+        ];
+        let mut cases: Vec<(usize, usize, f64, usize)> = fixed.to_vec();
+        // And random ones.
+        for _ in 0..12 {
+            let n = 2 + rng.below(80) as usize;
+            let m = 1 + rng.below(n.min(24) as u32) as usize;
+            let density = [1.0, 0.5, 0.1, 0.02][rng.below(4) as usize];
+            let batch = 1 + rng.below(700) as usize;
+            cases.push((n, m, density, batch));
+        }
+        let (mut checks, mut informative) = (0, 0);
+        for (c, &(n, m, density, batch)) in cases.iter().enumerate() {
+            for kind in ToyKind::ALL {
+                let shape = ToyShape {
+                    kind,
+                    n_features: n,
+                    n_hidden: m,
+                };
+                for seed in [2000 + 2 * c as u64, 2001 + 2 * c as u64] {
+                    checks += 1;
+                    informative += check(shape, density, batch, seed) as usize;
+                }
+            }
+        }
+        // Not vacuous: almost every case has a non-zero gradient (a tiny batch with every ReLU
+        // output off may not).
+        assert!(informative * 10 >= checks * 9, "{informative}/{checks}");
+        let big = ToyShape {
+            kind: ToyKind::ReluOutput,
+            n_features: 300,
+            n_hidden: 30,
+        };
+        assert!(
+            Plan::new(&big, 600).chunk < 600,
+            "a chunked case is covered"
+        );
+    }
+
+    #[test]
+    fn result_does_not_depend_on_the_thread_count() {
+        let shape = ToyShape {
+            kind: ToyKind::ReluHidden,
+            n_features: 300,
+            n_hidden: 30,
+        };
+        let (params, importance, batch) = instance(&shape, 0.05, 1024, 5);
+        assert!(Plan::new(&shape, 1024).chunk < 1024, "the step is chunked");
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut g = vec![0.0f32; params.len()];
+                let loss = loss_and_gradient(
+                    &shape,
+                    &params,
+                    &batch,
+                    &importance,
+                    &mut g,
+                    &mut ToyKernelWorkspace::default(),
+                );
+                (
+                    loss.to_bits(),
+                    g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                )
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+    }
+}
