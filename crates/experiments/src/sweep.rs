@@ -421,16 +421,20 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
                             "[]".into(),
                         ))
                     }
-                    other => return Err(with_hint(
-                        invalid(
-                            &format!("grid.\"{key}\""),
-                            "a list of values",
-                            format!("{} {other}", other.type_str()),
-                        ),
-                        Some(format!(
-                            "write \"{key}\" = [{other}] for one value; dotted keys must be quoted"
-                        )),
-                    )),
+                    other => {
+                        return Err(with_hint(
+                            invalid(
+                                &format!("grid.\"{key}\""),
+                                "a list of values",
+                                format!("{} {other}", other.type_str()),
+                            ),
+                            Some(if other.is_table() {
+                                "dotted keys must be quoted: write \"toy.density\" = [0.1, 0.01], not toy.density = [0.1, 0.01]".to_string()
+                            } else {
+                                format!("write \"{key}\" = [{other}] for one value")
+                            }),
+                        ))
+                    }
                 }
             }
         }
@@ -733,7 +737,7 @@ fn differences(ours: &[u8], theirs: &[u8]) -> Vec<String> {
         serde_json::from_slice::<Value>(ours),
         serde_json::from_slice::<Value>(theirs),
     ) else {
-        return vec!["its sweep.json cannot be parsed".into()];
+        return vec!["  its sweep.json is corrupt (not valid JSON)".into()];
     };
     let mut lines = Vec::new();
     if a["name"] != b["name"] {

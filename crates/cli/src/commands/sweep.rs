@@ -74,7 +74,9 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     ctrlc::set_handler(|| {
         if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
             STOP.store(true, Ordering::SeqCst);
-            eprintln!("\ninterrupt: stopping at the next checkpoint (press Ctrl-C again to quit now)");
+            eprintln!(
+                "\ninterrupt: stopping at the next checkpoint (press Ctrl-C again to quit now)"
+            );
         } else {
             eprintln!("\ninterrupt: quitting now; re-run the same command to resume");
             std::process::exit(130);
@@ -88,7 +90,11 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     };
     let bar = progress_bar(sweep::total_steps(&sweep, &units), &label);
     let verbose = args.verbose;
+    let diverged = AtomicUsize::new(0);
     let events = |event: Event| {
+        if matches!(event, Event::Diverged { .. }) {
+            diverged.fetch_add(1, Ordering::SeqCst);
+        }
         if verbose || event.is_warning() {
             bar.suspend(|| eprintln!("{event}"));
         }
@@ -115,6 +121,10 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
                 summary.cells,
                 args.out.display()
             );
+            let diverged = diverged.load(Ordering::SeqCst);
+            if diverged > 0 {
+                eprintln!("warning: {diverged} instance(s) diverged (see above; status \"diverged\" in the results)");
+            }
             if summary.results_written {
                 println!(
                     "results: {} and {}",
