@@ -32,6 +32,7 @@
 
 pub mod data;
 pub mod kernels;
+pub mod linalg;
 pub mod metrics;
 pub mod models;
 pub mod optim;
