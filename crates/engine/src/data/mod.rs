@@ -3,5 +3,8 @@
 //!
 //! - [`sparse`]: the synthetic sparse features of the toy models (independent, correlated and
 //!   anticorrelated sets, signed values for the absolute-value task).
+//! - [`items`]: item × property matrices for deep linear networks (the 4×7 set, node-indicator
+//!   trees, branching diffusion, validated user data).
 
+pub mod items;
 pub mod sparse;
