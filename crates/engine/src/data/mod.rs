@@ -3,8 +3,11 @@
 //!
 //! - [`sparse`]: the synthetic sparse features of the toy models (independent, correlated and
 //!   anticorrelated sets, signed values for the absolute-value task).
+//! - [`pairs`]: planted concept matrices, Gaussian query/key pairs and the relational graph of the
+//!   attention-head experiments (followups.md §F2).
 //! - [`items`]: item × property matrices for deep linear networks (the 4×7 set, node-indicator
 //!   trees, branching diffusion, validated user data).
 
 pub mod items;
+pub mod pairs;
 pub mod sparse;
