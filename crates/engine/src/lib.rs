@@ -7,7 +7,8 @@
 //!
 //! - toy models of superposition ([`models::toy`]), Elhage et al. 2022;
 //! - deep linear networks (Saxe, McClelland & Ganguli 2019) — see `followups.md` §F1;
-//! - attention heads trained on pairs of vectors — `followups.md` §F2.
+//! - attention heads trained on pairs of vectors — `followups.md` §F2: [`models::attention`], its
+//!   data [`data::pairs`] and its metrics [`attention_metrics`].
 //!
 //! ## Letters
 //!
@@ -30,6 +31,7 @@
 //! - Every model's backward pass is hand-derived and checked against central finite differences in f64.
 //! - Data generators cost O(non-zeros), never O(B n) at low density.
 
+pub mod attention_metrics;
 pub mod data;
 pub mod kernels;
 pub mod linalg;

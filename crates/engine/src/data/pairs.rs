@@ -58,7 +58,7 @@ pub enum PairsError {
 pub struct PlantedConcepts {
     /// Embedding dimension d.
     pub d: usize,
-    /// Strengths s_k, [r] (the singular values of M when non-negative and distinct).
+    /// Strengths s_k, \[r\] (the singular values of M when non-negative and distinct).
     pub strengths: Vec<f64>,
     /// Query-side concepts u_k as rows, [r, d].
     pub left: Vec<f64>,
@@ -83,8 +83,8 @@ impl PlantedConcepts {
             }
             rows
         };
-        let u = linalg::random_orthonormal(d, r, rng);
-        let v = linalg::random_orthonormal(d, r, rng);
+        let u = linalg::random_orthonormal(rng, d, r);
+        let v = linalg::random_orthonormal(rng, d, r);
         Ok(Self {
             d,
             strengths: strengths.to_vec(),
@@ -107,12 +107,12 @@ impl PlantedConcepts {
         self.strengths.len()
     }
 
-    /// u_k, [d].
+    /// u_k, \[d\].
     pub fn u(&self, k: usize) -> &[f64] {
         &self.left[k * self.d..(k + 1) * self.d]
     }
 
-    /// v_k, [d].
+    /// v_k, \[d\].
     pub fn v(&self, k: usize) -> &[f64] {
         &self.right[k * self.d..(k + 1) * self.d]
     }
@@ -203,13 +203,13 @@ pub struct RelationalGraph {
     pub spec: GraphSpec,
     /// Unit embeddings e_i as rows, [n_v, d] (Gaussian directions, normalised).
     pub embeddings: Vec<f32>,
-    /// Edges (query vertex a, neighbour b), a ≠ b, all distinct, [m′].
+    /// Edges (query vertex a, neighbour b), a ≠ b, all distinct, \[m′\].
     pub edges: Vec<(u32, u32)>,
-    /// Frequency of each edge, summing to one, [m′].
+    /// Frequency of each edge, summing to one, \[m′\].
     pub frequencies: Vec<f64>,
-    /// Running sums of `frequencies` (for sampling by binary search), [m′].
+    /// Running sums of `frequencies` (for sampling by binary search), \[m′\].
     cumulative: Vec<f64>,
-    /// Out-neighbours of each vertex, sorted, [n_v].
+    /// Out-neighbours of each vertex, sorted, \[n_v\].
     neighbours: Vec<Vec<u32>>,
 }
 
@@ -299,7 +299,7 @@ impl RelationalGraph {
         Self::draw(spec, &mut key.stream(StreamPurpose::Dataset))
     }
 
-    /// Embedding e_i, [d].
+    /// Embedding e_i, \[d\].
     pub fn embedding(&self, vertex: u32) -> &[f32] {
         let d = self.spec.d;
         &self.embeddings[vertex as usize * d..(vertex as usize + 1) * d]

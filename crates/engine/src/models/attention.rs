@@ -112,7 +112,7 @@ pub enum Target<'a, T> {
     Distribution(&'a [T]),
     /// A one-hot target at this key position: L = −ln q̄_t.
     Position(usize),
-    /// Regression of the OV output on z, [d]: L = ½‖o − z‖² (needs values).
+    /// Regression of the OV output on z, \[d\]: L = ½‖o − z‖² (needs values).
     Output(&'a [T]),
 }
 
@@ -296,7 +296,7 @@ impl HeadShape {
 
     /// Loss of one example and, when `gradient` is given, `weight`·∂L/∂θ **added** to it.
     ///
-    /// Shapes: parameters [P], query x [d], keys [n, d] (row j = y_j). Returns the unweighted loss.
+    /// Shapes: parameters \[P\], query x \[d\], keys [n, d] (row j = y_j). Returns the unweighted loss.
     /// After the call the scratch holds ln q̄ (see [`HeadScratch::log_attention`]) for pattern
     /// targets. Cost O(D_K·d + G·n·d (+ G·d_v·d with values)).
     #[allow(clippy::too_many_arguments)]
@@ -569,7 +569,7 @@ impl HeadShape {
 }
 
 impl<T: Real> HeadScratch<T> {
-    /// ln q̄_j of the last pattern-target example, [n].
+    /// ln q̄_j of the last pattern-target example, \[n\].
     pub fn log_attention(&self) -> &[T] {
         &self.log_mixture
     }
@@ -751,7 +751,7 @@ impl HeadShape {
             ScoreMap::Factored { heads, d_k } => {
                 let rows = heads * d_k;
                 let r = concepts.rank().min(rows);
-                let rotation = linalg::random_orthonormal(rows, r, rng);
+                let rotation = linalg::random_orthonormal(rng, rows, r);
                 let scale = a0.sqrt();
                 for row in 0..rows {
                     for k in 0..r {
@@ -817,10 +817,11 @@ pub enum RegressionGradient {
 }
 
 /// Names of the planted-concept observables: `strength_1` … `strength_r` (a_k = u_kᵀ W_QK v_k), then
-/// `planted_share` (‖P_U W_QK P_V‖²_F / ‖W_QK‖²_F).
+/// `planted_share` (‖P_U W_QK P_V‖²_F / ‖W_QK‖²_F), `nuclear_norm` and `effective_rank` of W_QK
+/// (see [`attention_metrics`]).
 fn concept_observable_names(r: usize) -> Vec<String> {
     let mut names: Vec<String> = (1..=r).map(|k| format!("strength_{k}")).collect();
-    names.push("planted_share".into());
+    names.extend(["planted_share", "nuclear_norm", "effective_rank"].map(String::from));
     names
 }
 
@@ -832,12 +833,18 @@ fn concept_observables(
     let w = shape.score_matrix(parameters);
     let mut out = attention_metrics::concept_strengths(&w, concepts);
     out.push(attention_metrics::planted_share(&w, concepts));
+    let sv = attention_metrics::singular_values(&w, shape.d);
+    out.push(attention_metrics::nuclear_norm(&sv));
+    out.push(attention_metrics::effective_rank(&sv));
     out
 }
 
 /// A1/A2: bilinear score regression. x, y ~ N(0, I) independent, target t = xᵀ M y with M the planted
 /// concept matrix, loss ½(s − t)² averaged over the minibatch. Its population loss is ½‖W_QK − M‖²_F,
 /// i.e. F1's deep linear network with Y := M (factored) or the shallow control (merged).
+///
+/// Observables: `strength_1` … `strength_r`, `planted_share`, `nuclear_norm`, `effective_rank` of
+/// W_QK. Export: [`HeadShape::export`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreRegressionTask {
     /// The head: one pattern, no values.
@@ -977,7 +984,7 @@ struct EvaluationSet {
     teacher: Vec<f64>,
 }
 
-/// Teacher distribution p_j = softmax_j(xᵀ M y_j) for n keys, written to `out` [n]. `m` is [d, d].
+/// Teacher distribution p_j = softmax_j(xᵀ M y_j) for n keys, written to `out` \[n\]. `m` is [d, d].
 fn teacher_distribution(m: &[f64], x: &[f64], keys: &[f64], out: &mut [f64]) {
     let d = x.len();
     // Mᵀx once, then one dot product per key.
@@ -997,6 +1004,9 @@ fn teacher_distribution(m: &[f64], x: &[f64], keys: &[f64], out: &mut [f64]) {
 /// A3: softmax attention distilled from a planted teacher. A query x and n keys y_j ~ N(0, I);
 /// teacher p = softmax_j(xᵀ M y_j), student q̄ (the head's attention); loss Σ_j p_j ln(p_j/q̄_j)
 /// (cross-entropy minus the teacher's entropy: same gradient q − p, zero at W_QK = M).
+///
+/// Observables: `strength_1` … `strength_r`, `planted_share`, `nuclear_norm`, `effective_rank` of
+/// W_QK. Export: [`HeadShape::export`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct DistillationTask {
     /// The student head (no values needed).
@@ -1246,7 +1256,7 @@ impl RelationalGraphTask {
             .collect()
     }
 
-    /// Top-1 accuracy of every edge on its evaluation contexts, [m′].
+    /// Top-1 accuracy of every edge on its evaluation contexts, \[m′\].
     pub fn relation_accuracy(&self, parameters: &[f32]) -> Vec<f64> {
         let results = self.evaluate(parameters);
         let correct: Vec<bool> = results.iter().map(|r| r.1).collect();
@@ -1339,6 +1349,7 @@ mod tests {
     use super::*;
     use crate::models::{finite_difference_gradient, relative_gradient_error};
     use crate::optim::{Optimizer, Schedule};
+    use crate::theory::deep_linear;
     use crate::train::{train, TrainSettings};
 
     /// Owned targets for the gradient checks.
@@ -1574,11 +1585,6 @@ mod tests {
         }
     }
 
-    /// F1's half-learning time t½ = (τ/2s) ln(s/a₀ − 1), τ = 1/λ.
-    fn half_time(s: f64, a0: f64, lr: f64) -> f64 {
-        (1.0 / lr) / (2.0 * s) * (s / a0 - 1.0).ln()
-    }
-
     /// First step at which an observable reaches `level`, linearly interpolated between history rows.
     fn crossing(rows: &[crate::train::HistoryRow], column: usize, level: f64) -> Option<f64> {
         rows.windows(2).find_map(|w| {
@@ -1618,7 +1624,7 @@ mod tests {
         }
         for (col, &s) in strengths.iter().enumerate() {
             let measured = crossing(&state.history, col, s / 2.0).expect("mode learned");
-            let theory = half_time(s, a0, lr);
+            let theory = deep_linear::half_learning_time(s, a0, 1.0 / lr);
             // Gradient descent multiplies each factor by (1 + λ(s − a)) per step where the flow has
             // e^{λ(s − a)}: early on the discrete log-growth rate is ln(1 + λs)/(λs) ≈ 1 − λs/2 of the
             // continuous one, i.e. t½ is up to λs/2 = 1.5% (s = 3) longer. 2% is the spec's bound.
@@ -1634,6 +1640,35 @@ mod tests {
             assert!((a - s).abs() < 1e-2 * s, "final a = {a}, s = {s}");
         }
         assert!(last[3] > 0.999, "planted share {}", last[3]);
+
+        // A2's shallow control: the merged head from the same aligned start. Every mode reaches half
+        // its strength at the same t = ln 2 / −ln(1 − λ) ≈ 69 steps whatever s (the a₀ offset moves it
+        // by a₀/s ≤ 1e-4 relative); the history's 1-step rows and linear interpolation of a curve of
+        // curvature ~λ per step bound the error well below 1%.
+        let merged = ScoreRegressionTask::new(
+            HeadShape::merged(6),
+            task.concepts.clone(),
+            32,
+            RegressionGradient::Population,
+            AttentionInit::Aligned { a0 },
+        )
+        .unwrap();
+        let state = train(
+            &[merged],
+            &[k],
+            &TrainSettings {
+                steps: 200,
+                ..settings
+            },
+            &|_| (),
+        )
+        .remove(0);
+        let theory = deep_linear::shallow_half_time(lr);
+        for (col, &s) in strengths.iter().enumerate() {
+            let measured = crossing(&state.history, col, s / 2.0).expect("mode learned");
+            eprintln!("A2 merged s = {s}: t½ measured {measured:.2}, theory {theory:.2}");
+            assert!((measured - theory).abs() < 0.01 * theory);
+        }
     }
 
     #[test]
