@@ -27,7 +27,8 @@
 //! ## The sweep directory
 //!
 //! ```text
-//! DIR/sweep.json                   the resolved sweep: every cell's id, swept values and full config
+//! DIR/sweep.json                   the resolved sweep: every cell's id, swept values and full config,
+//!                                  with a checksum
 //! DIR/cells/<cell-id>/             one run directory per cell (the `tms train` contract, see output.rs)
 //! DIR/checkpoints/<id>.i<a>-<b>.ckpt  states of instances a..b of a cell (checkpoint.rs): in progress,
 //!                                  or finished parts of a cell split across shards
@@ -652,15 +653,27 @@ pub fn record(sweep: &Sweep) -> Vec<u8> {
             })
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "format": FORMAT,
         "name": sweep.name,
         "keys": sweep.keys,
         "cells": cells,
     });
+    doc["checksum"] = json!(record_checksum(&doc));
     let mut s = serde_json::to_string_pretty(&doc).expect("JSON values serialise");
     s.push('\n');
     s.into_bytes()
+}
+
+/// FNV-1a of the record's JSON text without its `checksum` field, as 16 hex digits: a hand edit
+/// that keeps the JSON valid (a changed number in a config) is still detected.
+fn record_checksum(doc: &Value) -> String {
+    let mut body = doc.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("checksum");
+    }
+    let text = serde_json::to_string(&body).expect("JSON values serialise");
+    format!("{:016x}", fnv1a64(text.as_bytes()))
 }
 
 /// Rebuilds a sweep from the bytes of its `sweep.json` at `path` (for `merge`); every config is
@@ -675,6 +688,11 @@ pub fn from_record(bytes: &[u8], path: &Path) -> Result<Sweep, SweepError> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     if doc["format"] != FORMAT {
         return Err(corrupt(format!("expected \"format\": \"{FORMAT}\"")));
+    }
+    if doc["checksum"].as_str() != Some(record_checksum(&doc).as_str()) {
+        return Err(corrupt(
+            "checksum mismatch (the file was damaged or edited)".into(),
+        ));
     }
     let name = doc["name"]
         .as_str()
@@ -1046,9 +1064,13 @@ pub fn check_dir(sweep: &Sweep, dir: &Path) -> Result<(), SweepError> {
         Ok(bytes) => {
             let ours = record(sweep);
             if bytes != ours {
+                let details = match from_record(&bytes, &path) {
+                    Err(SweepError::Output(e)) => vec![format!("  {e}")],
+                    _ => differences(&ours, &bytes),
+                };
                 return Err(SweepError::DifferentSweep {
                     dir: dir.to_path_buf(),
-                    details: differences(&ours, &bytes),
+                    details,
                 });
             }
             Ok(())
