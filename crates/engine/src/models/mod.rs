@@ -3,10 +3,13 @@
 //! the finite-difference gradient checks.
 //!
 //! - [`toy`]: the toy models of superposition (linear, ReLU output, ReLU hidden, absolute value).
+//! - [`deep_linear`]: deep linear networks ŷ = W^L⋯W¹x learning item × property matrices
+//!   (Saxe, McClelland & Ganguli 2019; followups.md §F1).
 //! - [`attention`]: attention heads trained on pairs of vectors (merged/factored W_QK, several heads,
 //!   OV circuit; score regression, softmax distillation, relational graphs: followups.md §F2).
 
 pub mod attention;
+pub mod deep_linear;
 pub mod toy;
 
 use num_traits::{Float, FromPrimitive};
