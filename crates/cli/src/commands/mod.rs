@@ -1,6 +1,7 @@
 //! Subcommands and their glue: one file per command family; this file holds the argument
 //! definitions, exit codes and the progress bar they share.
 
+mod bench;
 mod reproduce;
 mod sweep;
 mod train;
@@ -64,6 +65,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Combine the directories of a sharded sweep into one, with the unsharded results table.
     Merge(sweep::MergeArgs),
+    /// Training throughput on fixed configurations (steps/s, GFLOP/s, ratio to PyTorch).
+    Bench(bench::BenchArgs),
     /// List the built-in presets.
     Presets,
     /// Print a summary of a finished run directory.
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => reproduce::reproduce(only, quick, out),
         Command::Sweep(args) => sweep::sweep(args),
         Command::Merge(args) => sweep::merge(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Presets => {
             for name in presets::names() {
                 println!("{name:<20} {}", presets::description(name));

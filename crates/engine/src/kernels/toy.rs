@@ -108,8 +108,39 @@ pub struct ToyKernelWorkspace {
     coefficient: Vec<f32>,
 }
 
+/// Which compiled copy of the kernels runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Plain Rust, auto-vectorised for the target's baseline (SSE2 on x86-64).
+    Portable,
+    /// AVX2 + FMA: the same loops compiled for 8-wide vectors, and the small-m sweep written with
+    /// intrinsics ([`avx2::feature_sweep`]).
+    Avx2,
+}
+
+impl Variant {
+    /// The fastest variant this CPU runs.
+    pub fn detect() -> Self {
+        if super::has_avx2_fma() {
+            Variant::Avx2
+        } else {
+            Variant::Portable
+        }
+    }
+
+    /// Every variant this CPU runs (for tests).
+    pub fn available() -> Vec<Self> {
+        let mut v = vec![Variant::Portable];
+        if super::has_avx2_fma() {
+            v.push(Variant::Avx2);
+        }
+        v
+    }
+}
+
 /// Everything a tile reads.
 struct Problem<'a> {
+    variant: Variant,
     kind: ToyKind,
     n: usize,
     m: usize,
@@ -163,6 +194,32 @@ pub fn loss_and_gradient(
     gradient: &mut [f32],
     workspace: &mut ToyKernelWorkspace,
 ) -> f64 {
+    loss_and_gradient_variant(
+        Variant::detect(),
+        shape,
+        parameters,
+        batch,
+        importance,
+        gradient,
+        workspace,
+    )
+}
+
+/// [`loss_and_gradient`] with a chosen [`Variant`] (tests check every variant against the naive
+/// twin). Panics if the CPU cannot run `variant`.
+pub fn loss_and_gradient_variant(
+    variant: Variant,
+    shape: &ToyShape,
+    parameters: &[f32],
+    batch: &SparseBatch,
+    importance: &[f32],
+    gradient: &mut [f32],
+    workspace: &mut ToyKernelWorkspace,
+) -> f64 {
+    assert!(
+        Variant::available().contains(&variant),
+        "this CPU cannot run {variant:?}"
+    );
     let (n, m) = (shape.n_features, shape.n_hidden);
     let batch_size = batch.batch_size();
     assert_eq!(parameters.len(), shape.parameter_count());
@@ -176,6 +233,7 @@ pub fn loss_and_gradient(
         .coefficient
         .extend(importance.iter().map(|&i| (2.0 * i as f64 * scale) as f32));
     let problem = Problem {
+        variant,
         kind: shape.kind,
         n,
         m,
@@ -224,9 +282,9 @@ pub fn loss_and_gradient(
 /// examples (not yet divided by B n). Dispatches to the AVX2 copy when the CPU has it.
 fn chunk(p: &Problem, range: Range<usize>, s: &mut ChunkScratch, gradient: &mut [f32]) -> f64 {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
-        // SAFETY: chunk_avx2's only precondition is that the CPU supports AVX2 and FMA, which
-        // has_avx2_fma just checked.
+    if p.variant == Variant::Avx2 {
+        // SAFETY: chunk_avx2's only precondition is that the CPU supports AVX2 and FMA; the
+        // Avx2 variant is only constructed after loss_and_gradient_variant checked that it does.
         return unsafe { chunk_avx2(p, range, s, gradient) };
     }
     chunk_body(p, range, s, gradient)
@@ -298,11 +356,11 @@ fn zero_examples(p: &Problem, count: usize, g: &mut [f32]) -> f64 {
 /// Loss and gradient of one tile of examples `rows` (each with a non-zero), for m = M ≤ 8.
 /// Accumulates (+=) into the gradient `g`; returns Σ_b Σ_i I_i (x̂_i − y_i)².
 ///
-/// Layout: pre, h, dh are [M, T] and y is [n, T] (T = `p.tile`), so every inner loop runs along the
-/// batch and fills the SIMD lanes whatever n and M are. The decoder, the loss, dz and the decoder's
-/// backward are fused in one sweep per feature i:
-/// z_i[t] = b_i + Σ_k D_ik h_k[t];  dz_i[t] = c_i (x̂ − y) 1[active];  db_i += Σ_t dz_i[t];
-/// dD_ik += Σ_t dz_i[t] h_k[t];  dh_k[t] += dz_i[t] D_ik. Cost O(T n M) multiply-adds.
+/// Layout: pre, h, dh are [M, T] and y is [n, T] (T = `p.tile`), so every loop runs along the batch
+/// and fills the SIMD lanes whatever n and M are. Per feature i, with rows of length T:
+/// z = b_i + Σ_k D_ik h_k (M axpys);  on = 1[z > 0 or linear];  err = (z·on − y_i) ⊙ mask;
+/// dz = c_i err ⊙ on;  db_i += Σ_t dz;  dD_ik += dz·h_k;  dh_k += D_ik dz.
+/// Cost O(T n M) multiply-adds, all in contiguous loops.
 #[inline(always)]
 fn small_tile<const M: usize>(
     p: &Problem,
@@ -316,6 +374,7 @@ fn small_tile<const M: usize>(
         pre,
         hidden,
         dhidden,
+        z,
         y,
         x: mask,
         ..
@@ -326,6 +385,9 @@ fn small_tile<const M: usize>(
     }
     y.clear();
     y.resize(n * tile, 0.0);
+    // z holds one feature's row of outputs, then of dz; its second half the squared errors.
+    z.clear();
+    z.resize(2 * tile, 0.0);
     // Lanes past the tile's examples are padding: their error is multiplied by 0.
     mask.clear();
     mask.resize(tile, 0.0);
@@ -334,13 +396,19 @@ fn small_tile<const M: usize>(
     // Encoder over the non-zeros: pre_k[t] = Σ_j x_j E_jk; targets y_j[t].
     for (t, &b) in rows.iter().enumerate() {
         let (features, values) = p.batch.row(b as usize);
+        // Accumulate in registers: a running sum in memory would chain every non-zero of the
+        // example through store-to-load forwarding.
+        let mut acc = [0.0f32; M];
         for (&j, &x) in features.iter().zip(values) {
             let j = j as usize;
             let e = &p.encoder[j * M..j * M + M];
             for k in 0..M {
-                pre[k * tile + t] += x * e[k];
+                acc[k] += x * e[k];
             }
             y[j * tile + t] = p.target(x);
+        }
+        for k in 0..M {
+            pre[k * tile + t] = acc[k];
         }
     }
     let relu_hidden = p.kind.relu_hidden();
@@ -351,64 +419,65 @@ fn small_tile<const M: usize>(
     }
     let h: &[f32] = if relu_hidden { hidden } else { pre };
 
+    let linear = !p.kind.relu_output();
+    let mask = &mask[..used];
     let mut sum = 0.0f64;
     for i in 0..n {
-        let d: [f32; M] = p.decoder[i * M..i * M + M]
-            .try_into()
-            .expect("decoder row of length M");
-        let (bias, c) = (p.bias[i], p.coefficient[i]);
-        let yi = &y[i * tile..i * tile + used];
-        let mut e2 = [0.0f32; LANES];
-        let mut db = [0.0f32; LANES];
-        let mut dd = [[0.0f32; LANES]; M];
-        for start in (0..used).step_by(LANES) {
-            let mut z = [bias; LANES];
-            for k in 0..M {
-                let hk = &h[k * tile + start..k * tile + start + LANES];
-                for l in 0..LANES {
-                    z[l] += d[k] * hk[l];
-                }
-            }
-            let mut dz = [0.0f32; LANES];
-            for l in 0..LANES {
-                let (o, active) = p.output(z[l]);
-                let err = (o - yi[start + l]) * mask[start + l];
-                e2[l] += err * err;
-                dz[l] = if active { c * err } else { 0.0 };
-                db[l] += dz[l];
-            }
-            for k in 0..M {
-                let hk = &h[k * tile + start..k * tile + start + LANES];
-                let dhk = &mut dhidden[k * tile + start..k * tile + start + LANES];
-                for l in 0..LANES {
-                    dd[k][l] += dz[l] * hk[l];
-                    dhk[l] += dz[l] * d[k];
-                }
-            }
-        }
-        sum += p.importance[i] as f64 * lane_sum(&e2) as f64;
-        g[p.bias_at + i] += lane_sum(&db);
-        let gd = &mut g[p.decoder_at + i * M..p.decoder_at + i * M + M];
+        let d = &p.decoder[i * M..i * M + M];
+        let (zrow, e2row) = z.split_at_mut(tile);
+        let (zrow, e2row) = (&mut zrow[..used], &mut e2row[..used]);
+        zrow.fill(p.bias[i]);
         for k in 0..M {
-            gd[k] += lane_sum(&dd[k]);
+            axpy(d[k], &h[k * tile..k * tile + used], zrow);
+        }
+        let c = p.coefficient[i];
+        let yi = &y[i * tile..i * tile + used];
+        #[cfg(target_arch = "x86_64")]
+        if p.variant == Variant::Avx2 {
+            // SAFETY: feature_sweep needs AVX2 and FMA, checked when the Avx2 variant was chosen.
+            let (e2, db, dd) = unsafe {
+                avx2::feature_sweep::<M>(h, dhidden, tile, used, d, p.bias[i], c, linear, yi, mask)
+            };
+            sum += p.importance[i] as f64 * e2 as f64;
+            g[p.bias_at + i] += db;
+            for k in 0..M {
+                g[p.decoder_at + i * M + k] += dd[k];
+            }
+            continue;
+        }
+        // Branch-free, so that it vectorises: x̂ = z · on.
+        for (((zt, e2), &yt), &mt) in zrow.iter_mut().zip(e2row.iter_mut()).zip(yi).zip(mask) {
+            let on = ((*zt > 0.0) | linear) as u32 as f32;
+            let err = (*zt * on - yt) * mt;
+            *e2 = err * err;
+            *zt = c * err * on;
+        }
+        sum += p.importance[i] as f64 * sum8(e2row) as f64;
+        g[p.bias_at + i] += sum8(zrow);
+        let dz: &[f32] = zrow;
+        for k in 0..M {
+            g[p.decoder_at + i * M + k] += dot8(dz, &h[k * tile..k * tile + used]);
+            axpy(d[k], dz, &mut dhidden[k * tile..k * tile + used]);
         }
     }
 
     // dpre = dh ⊙ 1[pre > 0]; dE_j += x_j dpre over the non-zeros.
     if relu_hidden {
         for (dh, &v) in dhidden.iter_mut().zip(pre.iter()) {
-            if v <= 0.0 {
-                *dh = 0.0;
-            }
+            *dh *= (v > 0.0) as u32 as f32;
         }
     }
     for (t, &b) in rows.iter().enumerate() {
         let (features, values) = p.batch.row(b as usize);
+        let mut dpre = [0.0f32; M];
+        for k in 0..M {
+            dpre[k] = dhidden[k * tile + t];
+        }
         for (&j, &x) in features.iter().zip(values) {
             let at = p.encoder_at + j as usize * M;
             let ge = &mut g[at..at + M];
             for k in 0..M {
-                ge[k] += x * dhidden[k * tile + t];
+                ge[k] += x * dpre[k];
             }
         }
     }
@@ -489,7 +558,8 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     let mut sum = 0.0f64;
     let mut active_count = 0usize;
     for t in 0..t_len {
-        let (partial, count) = loss_and_dz_row(p, &mut z[t * n..t * n + n], &y[t * n..t * n + n]);
+        let (partial, count) =
+            loss_and_dz_row(p, &mut z[t * n..t * n + n], &mut y[t * n..t * n + n]);
         sum += partial as f64;
         active_count += count;
     }
@@ -575,30 +645,26 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
 }
 
 /// One example's outputs: z_i ← dz_i = c_i (x̂_i − y_i) 1[active] for z_i = (D h)_i + b_i given in
-/// `z` without its bias. Returns (Σ_i I_i (x̂_i − y_i)², number of non-zero dz_i).
+/// `z` without its bias; `y` is overwritten with I_i (x̂_i − y_i)². Returns (Σ_i I_i (x̂_i − y_i)²,
+/// number of non-zero dz_i). Branch-free element-wise passes, so that they vectorise.
 #[inline(always)]
-fn loss_and_dz_row(p: &Problem, z: &mut [f32], y: &[f32]) -> (f32, usize) {
-    let mut e2 = [0.0f32; LANES];
-    let mut count = [0u32; LANES];
-    let n = z.len();
-    let whole = n / LANES * LANES;
-    let mut visit = |l: usize, i: usize, z: &mut f32| {
-        let (o, active) = p.output(*z + p.bias[i]);
-        let err = o - y[i];
-        e2[l] += p.importance[i] * err * err;
-        let dz = if active { p.coefficient[i] * err } else { 0.0 };
-        count[l] += (dz != 0.0) as u32;
-        *z = dz;
-    };
-    for (block, zs) in z[..whole].chunks_exact_mut(LANES).enumerate() {
-        for (l, zi) in zs.iter_mut().enumerate() {
-            visit(l, block * LANES + l, zi);
-        }
+fn loss_and_dz_row(p: &Problem, z: &mut [f32], y: &mut [f32]) -> (f32, usize) {
+    let linear = !p.kind.relu_output();
+    for ((((zi, yi), &b), &imp), &c) in z
+        .iter_mut()
+        .zip(y.iter_mut())
+        .zip(p.bias)
+        .zip(p.importance)
+        .zip(p.coefficient)
+    {
+        let v = *zi + b;
+        let on = ((v > 0.0) | linear) as u32 as f32;
+        let err = v * on - *yi;
+        *yi = imp * err * err;
+        *zi = c * err * on;
     }
-    for (offset, zi) in z[whole..].iter_mut().enumerate() {
-        visit(0, whole + offset, zi);
-    }
-    (lane_sum(&e2), count.iter().sum::<u32>() as usize)
+    let count = z.iter().map(|&v| (v != 0.0) as usize).sum();
+    (sum8(y), count)
 }
 
 /// y ← y + a x.
@@ -609,10 +675,133 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Σ_t a_t b_t with [`LANES`] partial sums (vectorises; fixed order), then the tail.
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = lane_sum(&acc);
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Σ_t a_t with [`LANES`] partial sums (vectorises; fixed order), then the tail.
+#[inline(always)]
+fn sum8(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = a.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for x in chunks {
+        for l in 0..LANES {
+            acc[l] += x[l];
+        }
+    }
+    let mut s = lane_sum(&acc);
+    for x in rest {
+        s += x;
+    }
+    s
+}
+
 /// Σ_l v_l in a fixed pairwise order.
 #[inline(always)]
 fn lane_sum(v: &[f32; LANES]) -> f32 {
     ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+}
+
+/// The small-m sweep with AVX2 intrinsics: the portable version's passes fused into one, so that
+/// z, dz and the M accumulators stay in registers.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{lane_sum, LANES};
+    use std::arch::x86_64::*;
+
+    /// One feature i of [`super::small_tile`] over lanes 0..used, 8 at a time:
+    /// z = b + Σ_k D_k h_k; on = 1[z > 0 or linear]; err = (z·on − y) ⊙ mask; dz = c err ⊙ on;
+    /// dh_k += D_k dz (in place). Returns (Σ err², Σ dz, [Σ dz h_k]_k), each summed over lanes in
+    /// [`lane_sum`]'s fixed order. h and dh are [M, tile]; y and mask are [used].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA. (Every memory access is checked by the asserts below.)
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn feature_sweep<const M: usize>(
+        h: &[f32],
+        dh: &mut [f32],
+        tile: usize,
+        used: usize,
+        d: &[f32],
+        bias: f32,
+        c: f32,
+        linear: bool,
+        y: &[f32],
+        mask: &[f32],
+    ) -> (f32, f32, [f32; M]) {
+        assert!(used.is_multiple_of(LANES) && used <= tile);
+        assert!(h.len() >= M * tile && dh.len() >= M * tile && d.len() == M);
+        assert!(y.len() >= used && mask.len() >= used);
+        let zero = _mm256_setzero_ps();
+        let one = _mm256_set1_ps(1.0);
+        let vb = _mm256_set1_ps(bias);
+        let vc = _mm256_set1_ps(c);
+        let all_on = if linear { one } else { zero };
+        let mut vd = [zero; M];
+        for k in 0..M {
+            vd[k] = _mm256_set1_ps(d[k]);
+        }
+        let (mut e2, mut db) = (zero, zero);
+        let mut dd = [zero; M];
+        let (hp, dhp, yp, mp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr(), mask.as_ptr());
+        let mut t = 0;
+        while t < used {
+            // SAFETY (all loads and stores below): t + 8 ≤ used ≤ tile, so k·tile + t + 8 ≤ M·tile
+            // ≤ len of h and dh, and t + 8 ≤ used ≤ len of y and mask (asserted above).
+            let mut hk = [zero; M];
+            let mut z = vb;
+            for k in 0..M {
+                hk[k] = _mm256_loadu_ps(hp.add(k * tile + t));
+                z = _mm256_fmadd_ps(vd[k], hk[k], z);
+            }
+            let on = _mm256_or_ps(
+                _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(z, zero), one),
+                all_on,
+            );
+            let err = _mm256_mul_ps(
+                _mm256_sub_ps(_mm256_mul_ps(z, on), _mm256_loadu_ps(yp.add(t))),
+                _mm256_loadu_ps(mp.add(t)),
+            );
+            e2 = _mm256_fmadd_ps(err, err, e2);
+            let dz = _mm256_mul_ps(_mm256_mul_ps(vc, err), on);
+            db = _mm256_add_ps(db, dz);
+            for k in 0..M {
+                dd[k] = _mm256_fmadd_ps(dz, hk[k], dd[k]);
+                let at = dhp.add(k * tile + t);
+                _mm256_storeu_ps(at, _mm256_fmadd_ps(dz, vd[k], _mm256_loadu_ps(at)));
+            }
+            t += LANES;
+        }
+        let reduce = |v: __m256| {
+            let mut a = [0.0f32; LANES];
+            // SAFETY: a holds 8 f32.
+            _mm256_storeu_ps(a.as_mut_ptr(), v);
+            lane_sum(&a)
+        };
+        let mut out = [0.0f32; M];
+        for k in 0..M {
+            out[k] = reduce(dd[k]);
+        }
+        (reduce(e2), reduce(db), out)
+    }
 }
 
 #[cfg(test)]
@@ -668,9 +857,35 @@ mod tests {
     /// which is above this bound for the shapes tested.
     fn check(shape: ToyShape, density: f64, batch_size: usize, seed: u64) -> bool {
         let (params, importance, batch) = instance(&shape, density, batch_size, seed);
+        for variant in Variant::available() {
+            check_variant(variant, shape, density, batch_size, seed);
+        }
+        let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
+        let i64s: Vec<f64> = importance.iter().map(|&v| v as f64).collect();
+        let mut exact_grad = vec![0.0f64; params.len()];
+        shape.loss_and_gradient_reference(
+            &p64,
+            &batch,
+            &i64s,
+            Some(&mut exact_grad),
+            &mut shape.scratch(),
+        );
+        // Whether the comparison was not vacuous.
+        exact_grad.iter().any(|&g| g != 0.0)
+    }
+
+    fn check_variant(
+        variant: Variant,
+        shape: ToyShape,
+        density: f64,
+        batch_size: usize,
+        seed: u64,
+    ) {
+        let (params, importance, batch) = instance(&shape, density, batch_size, seed);
         let mut fast_grad = vec![f32::NAN; params.len()];
         let mut workspace = ToyKernelWorkspace::default();
-        let fast_loss = loss_and_gradient(
+        let fast_loss = loss_and_gradient_variant(
+            variant,
             &shape,
             &params,
             &batch,
@@ -694,17 +909,15 @@ mod tests {
         let tol = |scale: f64| n_terms * eps * scale + 1e-30;
         assert!(
             (fast_loss - exact_loss).abs() <= tol(magnitude.0),
-            "{shape:?} p={density}: loss {fast_loss} vs {exact_loss}"
+            "{variant:?} {shape:?} p={density}: loss {fast_loss} vs {exact_loss}"
         );
         for (k, (&f, &e)) in fast_grad.iter().zip(&exact_grad).enumerate() {
             assert!(
                 (f as f64 - e).abs() <= tol(magnitude.1[k]),
-                "{shape:?} p={density} B={batch_size}: dθ[{k}] {f} vs {e} (bound {})",
+                "{variant:?} {shape:?} p={density} B={batch_size}: dθ[{k}] {f} vs {e} (bound {})",
                 tol(magnitude.1[k])
             );
         }
-        // Whether the comparison was not vacuous.
-        exact_grad.iter().any(|&g| g != 0.0)
     }
 
     /// Upper bounds of Σ|terms| for the loss and each gradient component: every product in the
