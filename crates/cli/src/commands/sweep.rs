@@ -1,9 +1,10 @@
 //! `tms sweep` and `tms merge`: train a sweep (or one shard of it) into a sweep directory, resuming
 //! whatever an earlier run left; combine the directories of shards into one.
 //!
-//! SIGINT (Ctrl-C) asks the library to stop at the next checkpoint; the process then exits with
-//! code 130 and says how to resume. A second SIGINT exits at once (every file is written atomically,
-//! so even that loses only the steps since the last checkpoint).
+//! SIGINT (Ctrl-C), SIGTERM and SIGHUP (what Slurm sends at a time limit or preemption) ask the
+//! library to stop at the next checkpoint; the process then exits with code 130 and says how to
+//! resume. A second signal exits at once (every file is written atomically, so even that loses only
+//! the steps since the last checkpoint).
 
 use super::{progress_bar, BadInput};
 use anyhow::Result;
