@@ -8,6 +8,7 @@
 //! The resolved config (every default filled in) is the `RawConfig` the plan keeps; writing it back as
 //! TOML and running it again reproduces the run bit for bit.
 
+use crate::families::attention::{AttentionPlan, RawAttention};
 use crate::families::toy::{RawToy, ToyPlan};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -26,6 +27,9 @@ pub struct RawConfig {
     /// A toy model of superposition (experiments.md §1–§2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toy: Option<RawToy>,
+    /// An attention head trained on pairs of vectors (followups.md §F2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<RawAttention>,
 }
 
 /// `[experiment]`: what this run is.
@@ -108,6 +112,8 @@ pub struct Plan {
 pub enum FamilyPlan {
     /// Toy models of superposition.
     Toy(ToyPlan),
+    /// Attention heads on pairs of vectors.
+    Attention(AttentionPlan),
 }
 
 impl FamilyPlan {
@@ -115,6 +121,7 @@ impl FamilyPlan {
     pub fn instance_count(&self) -> usize {
         match self {
             FamilyPlan::Toy(p) => p.instances.len(),
+            FamilyPlan::Attention(p) => p.instances.len(),
         }
     }
 
@@ -122,6 +129,7 @@ impl FamilyPlan {
     pub fn name(&self) -> &'static str {
         match self {
             FamilyPlan::Toy(_) => "toy",
+            FamilyPlan::Attention(_) => "attention",
         }
     }
 }
@@ -352,12 +360,29 @@ pub fn plan(mut raw: RawConfig) -> Result<Plan, Invalid> {
         log_every: t.log_every,
     };
     let (seed, replicas) = (t.seed, t.replicas);
-    let family = match raw.toy.as_mut() {
-        Some(toy) => FamilyPlan::Toy(crate::families::toy::plan(toy)?),
-        None => {
-            return Err(Invalid::new("toy", "one model section", "none")
-                .hint("add a [toy] section (see `tms presets` for examples)"))
-        }
+    let sections: Vec<&str> = [
+        raw.toy.as_ref().map(|_| "toy"),
+        raw.attention.as_ref().map(|_| "attention"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if sections.len() > 1 {
+        return Err(Invalid::new(
+            sections[1],
+            "exactly one model section",
+            format!("[{}]", sections.join("] and [")),
+        )
+        .hint("one run trains one model family: split it into two configs"));
+    }
+    let family = if let Some(toy) = raw.toy.as_mut() {
+        FamilyPlan::Toy(crate::families::toy::plan(toy)?)
+    } else if let Some(attention) = raw.attention.as_mut() {
+        FamilyPlan::Attention(crate::families::attention::plan(attention, seed)?)
+    } else {
+        return Err(Invalid::new("toy", "one model section", "none").hint(
+            "add a model section such as [toy] or [attention] (see `tms presets` for examples)",
+        ));
     };
     Ok(Plan {
         resolved: raw,

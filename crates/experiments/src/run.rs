@@ -50,6 +50,7 @@ impl InstanceOutcome {
 pub fn observable_names(plan: &Plan) -> Vec<String> {
     match &plan.family {
         FamilyPlan::Toy(p) => p.task(0).observable_names(),
+        FamilyPlan::Attention(p) => p.task_ref(0).observable_names(),
     }
 }
 
@@ -76,6 +77,10 @@ pub fn initial_states(plan: &Plan, indices: &[usize]) -> Vec<InstanceState> {
             let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
             fresh_states(plan, &tasks, indices)
         }
+        FamilyPlan::Attention(attention) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
+            fresh_states(plan, &tasks, indices)
+        }
     }
 }
 
@@ -92,6 +97,10 @@ pub fn advance(
             let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
             advance_states(plan, &tasks, states, until, progress)
         }
+        FamilyPlan::Attention(attention) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
+            advance_states(plan, &tasks, states, until, progress)
+        }
     }
 }
 
@@ -103,6 +112,15 @@ pub fn outcomes(plan: &Plan, indices: &[usize], states: &[InstanceState]) -> Vec
             let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
             select(plan, &tasks, indices, states, |k, _task, params| {
                 (toy.settings_json(k), toy.metrics_json(params))
+            })
+        }
+        FamilyPlan::Attention(attention) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
+            select(plan, &tasks, indices, states, |k, _task, params| {
+                (
+                    attention.settings_json(k),
+                    attention.metrics_json(k, params),
+                )
             })
         }
     }
