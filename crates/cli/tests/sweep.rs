@@ -206,7 +206,51 @@ fn sigkill_at_random_points_then_resume_gives_identical_results() {
     );
     ok(&["sweep", s(&sweep), "--out", s(&dir)]);
     assert_same_tree(&reference, &dir);
-    eprintln!("SIGKILL/resume rounds: {kills} kills at event counts {points:?}");
+
+    // The same with a cell split by instance (5 shards > 3 cells): shard 2/5 is killed repeatedly
+    // while its part is checkpointed, then every shard finishes and the merge equals the reference.
+    let shards: Vec<PathBuf> = (0..5)
+        .map(|k| tmp.path().join(format!("shard{k}")))
+        .collect();
+    let shard_points = kill_points(4, 12, 0x2545_F491_4F6C_DD1D);
+    let mut shard_kills = 0;
+    for &point in &shard_points {
+        let mut run = spawn(&[
+            "sweep",
+            s(&sweep),
+            "--out",
+            s(&shards[2]),
+            "--shard",
+            "2/5",
+            "-v",
+        ]);
+        if run.wait_for("checkpoint at step", point) {
+            run.child.kill().unwrap();
+            if !run.child.wait().unwrap().success() {
+                shard_kills += 1;
+            }
+        } else {
+            assert!(run.finish().0.success());
+        }
+    }
+    for (k, d) in shards.iter().enumerate() {
+        ok(&[
+            "sweep",
+            s(&sweep),
+            "--out",
+            s(d),
+            "--shard",
+            &format!("{k}/5"),
+        ]);
+    }
+    let merged = tmp.path().join("merged");
+    let mut args = vec!["merge", s(&merged)];
+    args.extend(shards.iter().map(|d| s(d)));
+    ok(&args);
+    assert_same_tree(&reference, &merged);
+    eprintln!(
+        "SIGKILL/resume rounds: {kills} (whole sweep, after checkpoints {points:?}) + {shard_kills} (shard 2/5, after {shard_points:?})"
+    );
 }
 
 #[test]
