@@ -9,6 +9,7 @@
 //! TOML and running it again reproduces the run bit for bit.
 
 use crate::families::attention::{AttentionPlan, RawAttention};
+use crate::families::deep_linear::{DeepLinearPlan, RawDeepLinear};
 use crate::families::toy::{RawToy, ToyPlan};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -30,6 +31,9 @@ pub struct RawConfig {
     /// An attention head trained on pairs of vectors (followups.md §F2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<RawAttention>,
+    /// A deep linear network learning an item × property matrix (followups.md §F1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_linear: Option<RawDeepLinear>,
 }
 
 /// `[experiment]`: what this run is.
@@ -114,6 +118,8 @@ pub enum FamilyPlan {
     Toy(ToyPlan),
     /// Attention heads on pairs of vectors.
     Attention(AttentionPlan),
+    /// Deep linear networks on an item × property matrix.
+    DeepLinear(DeepLinearPlan),
 }
 
 impl FamilyPlan {
@@ -122,6 +128,7 @@ impl FamilyPlan {
         match self {
             FamilyPlan::Toy(p) => p.instances.len(),
             FamilyPlan::Attention(p) => p.instances.len(),
+            FamilyPlan::DeepLinear(p) => p.instances.len(),
         }
     }
 
@@ -130,6 +137,7 @@ impl FamilyPlan {
         match self {
             FamilyPlan::Toy(_) => "toy",
             FamilyPlan::Attention(_) => "attention",
+            FamilyPlan::DeepLinear(_) => "deep_linear",
         }
     }
 }
@@ -264,8 +272,11 @@ pub fn load(text: &str, origin: &Origin, overrides: &[String]) -> Result<Plan, C
     for assignment in overrides {
         apply_override(&mut table, assignment)?;
     }
-    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+    let mut raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
         .map_err(|e| schema_error(e, origin))?;
+    if let Some(deep_linear) = raw.deep_linear.as_mut() {
+        crate::families::deep_linear::resolve_paths(deep_linear, origin);
+    }
     plan(raw).map_err(|e| e.at(origin))
 }
 
@@ -363,6 +374,7 @@ pub fn plan(mut raw: RawConfig) -> Result<Plan, Invalid> {
     let sections: Vec<&str> = [
         raw.toy.as_ref().map(|_| "toy"),
         raw.attention.as_ref().map(|_| "attention"),
+        raw.deep_linear.as_ref().map(|_| "deep_linear"),
     ]
     .into_iter()
     .flatten()
@@ -379,9 +391,11 @@ pub fn plan(mut raw: RawConfig) -> Result<Plan, Invalid> {
         FamilyPlan::Toy(crate::families::toy::plan(toy)?)
     } else if let Some(attention) = raw.attention.as_mut() {
         FamilyPlan::Attention(crate::families::attention::plan(attention, seed)?)
+    } else if let Some(deep_linear) = raw.deep_linear.as_mut() {
+        FamilyPlan::DeepLinear(crate::families::deep_linear::plan(deep_linear, seed)?)
     } else {
         return Err(Invalid::new("toy", "one model section", "none").hint(
-            "add a model section such as [toy] or [attention] (see `tms presets` for examples)",
+            "add a model section such as [toy], [attention] or [deep_linear] (see `tms presets` for examples)",
         ));
     };
     Ok(Plan {

@@ -51,6 +51,7 @@ pub fn observable_names(plan: &Plan) -> Vec<String> {
     match &plan.family {
         FamilyPlan::Toy(p) => p.task(0).observable_names(),
         FamilyPlan::Attention(p) => p.task_ref(0).observable_names(),
+        FamilyPlan::DeepLinear(p) => p.task(0).observable_names(),
     }
 }
 
@@ -81,6 +82,10 @@ pub fn initial_states(plan: &Plan, indices: &[usize]) -> Vec<InstanceState> {
             let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
             fresh_states(plan, &tasks, indices)
         }
+        FamilyPlan::DeepLinear(deep) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| deep.task(k)).collect();
+            fresh_states(plan, &tasks, indices)
+        }
     }
 }
 
@@ -99,6 +104,10 @@ pub fn advance(
         }
         FamilyPlan::Attention(attention) => {
             let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
+            advance_states(plan, &tasks, states, until, progress)
+        }
+        FamilyPlan::DeepLinear(deep) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| deep.task(k)).collect();
             advance_states(plan, &tasks, states, until, progress)
         }
     }
@@ -121,6 +130,12 @@ pub fn outcomes(plan: &Plan, indices: &[usize], states: &[InstanceState]) -> Vec
                     attention.settings_json(k),
                     attention.metrics_json(k, params),
                 )
+            })
+        }
+        FamilyPlan::DeepLinear(deep) => {
+            let tasks: Vec<_> = indices.iter().map(|&k| deep.task(k)).collect();
+            select(plan, &tasks, indices, states, |k, _task, params| {
+                (deep.settings_json(k), deep.metrics_json(params))
             })
         }
     }

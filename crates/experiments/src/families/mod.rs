@@ -2,4 +2,5 @@
 //! it builds, and the per-instance metrics it writes. The run and output machinery is shared.
 
 pub mod attention;
+pub mod deep_linear;
 pub mod toy;

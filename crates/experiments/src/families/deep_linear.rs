@@ -1,0 +1,1050 @@
+//! `[deep_linear]`: deep linear networks learning an item × property matrix (Saxe, McClelland &
+//! Ganguli 2019; followups.md §F1).
+//!
+//! One run trains K instances of one chain ŷ = W^L⋯W¹x on one data set Y (N₃ properties × P
+//! items, items one-hot), full batch: `[train] optimizer = "sgd"` is plain gradient descent with
+//! learning rate λ = `train.learning_rate` (τ = 1/λ, time in steps). Instances differ by the
+//! per-instance *axis* of the start — `initial_strength` (a₀ of the aligned start) or `scale` (σ
+//! of the Gaussian start), a number, a list or a range as in `[toy]` — and by `repeats`
+//! independent initialisations of every axis value (instance index k = value index × repeats +
+//! repeat; each instance has its own initialisation stream). Hidden widths are the same for every
+//! instance: the output file stacks instances, so their tensors must share shapes.
+//!
+//! ```toml
+//! [deep_linear]
+//! dataset = "four-items"        # "four-items" | "tree" | "diffusion" | "csv"
+//! # tree:      branching = 2, depth = 3                  (node-indicator hierarchy, B^D items)
+//! # diffusion: branching = 2, depth = 3, flip_probability = 0.15, features = 1000,
+//! #            data_seed = <train.seed>                  (one Y drawn once for the run)
+//! # csv:       matrix_file = "items.csv"                 (see below)
+//! hidden = [4]                  # N₂, …: one width per hidden layer; [] is the shallow ŷ = W x
+//! start = "aligned"             # "aligned" (initial_strength = a₀) | "gaussian" (scale = σ) | "zero"
+//! initial_strength = 1e-4       # an axis
+//! repeats = 1                   # independent initialisations per axis value
+//! predictions = [{ property = "Fly", item = "Salmon" }]   # names or 0-based indices
+//! ```
+//!
+//! **The CSV format** (`dataset = "csv"`): comma-separated, UTF-8. The first row is a header: its
+//! first cell is free (e.g. `property`), the others are the item names (the columns of Y). Every
+//! further row is one property: its name, then its value for each item. Values are numbers.
+//! Cells may be double-quoted (`"a, b"`, with `""` for a quote); blank lines and lines starting
+//! with `#` are skipped; spaces around cells are ignored. A relative `matrix_file` is resolved
+//! against the config file's directory (against the working directory for presets and
+//! `--set`-only configs); the resolved config records the absolute path.
+//!
+//! ```text
+//! property,Canary,Salmon,Oak,Rose
+//! Grow,1,1,1,1
+//! Move,1,1,0,0
+//! ```
+//!
+//! Outputs: tensors `W1` … `WL` ([N₂, N₁], …); the history's observables are the task's
+//! (`mode_strength_α`, `conservation_l` or `imbalance_l`, `prediction_m_i`); metrics.json holds per
+//! instance the singular values s_α, the final mode strengths, the residual ‖Y − W^L⋯W¹‖_F, the
+//! best rank-k residual √(Σ_{α>k} s_α²) for k = the narrowest hidden width, the distance to the
+//! best rank-k approximation and the imbalances ‖C_l‖_F.
+
+use crate::config::{one_of, require, Invalid, Origin};
+use crate::families::toy::{finite_or_null, Axis};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tms_engine::data::items::ItemPropertySet;
+use tms_engine::models::deep_linear::{
+    imbalances, DeepLinearStart, DeepLinearTask, PredictionIndex,
+};
+use tms_engine::rng::{InstanceKey, StreamPurpose};
+
+/// `[deep_linear]` as written.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeepLinear {
+    /// `four-items`, `tree`, `diffusion` or `csv`.
+    pub dataset: String,
+    /// Branching B of `tree` and `diffusion` (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branching: Option<usize>,
+    /// Depth D of the hierarchy of `tree` and `diffusion` (default 3); the items are its B^D
+    /// leaves. (The network's depth is set by `hidden`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// Flip probability ε of `diffusion` (default 0.15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_probability: Option<f64>,
+    /// Number of features N_f of `diffusion` (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<usize>,
+    /// Seed of the `diffusion` sample (default `train.seed`): one Y for the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_seed: Option<u64>,
+    /// The item × property CSV of `csv` (format in the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_file: Option<String>,
+    /// Hidden widths N₂, … (one per hidden layer); empty: the shallow control ŷ = W x.
+    pub hidden: Vec<usize>,
+    /// `aligned`, `gaussian` or `zero` (default `aligned`).
+    #[serde(default = "default_start")]
+    pub start: String,
+    /// Axis of a₀ for the aligned start (default 1e-4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_strength: Option<Axis>,
+    /// Axis of σ for the Gaussian start (default 0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Axis>,
+    /// Independent initialisations per axis value (default 1).
+    #[serde(default = "default_repeats")]
+    pub repeats: usize,
+    /// Entries ŷ_{m,i} recorded over training as `prediction_m_i`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predictions: Vec<RawPrediction>,
+}
+
+fn default_start() -> String {
+    "aligned".into()
+}
+fn default_repeats() -> usize {
+    1
+}
+
+/// Default a₀ of the aligned start (§F1's S1).
+pub const DEFAULT_INITIAL_STRENGTH: f64 = 1e-4;
+/// Default σ of the Gaussian start.
+pub const DEFAULT_SCALE: f64 = 0.01;
+
+/// A recorded prediction, by names or 0-based indices.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrediction {
+    /// The property m (a row of Y).
+    pub property: NameOrIndex,
+    /// The item i (a column of Y).
+    pub item: NameOrIndex,
+}
+
+/// A property or item given by name or by 0-based index.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum NameOrIndex {
+    /// 0-based index.
+    Index(usize),
+    /// Name as in the data set.
+    Name(String),
+}
+
+/// One instance's setting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeepLinearInstance {
+    /// How its weights start.
+    pub start: DeepLinearStart,
+    /// Which of the `repeats` initialisations of its axis value it is.
+    pub repeat: usize,
+}
+
+/// A validated `[deep_linear]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeepLinearPlan {
+    /// The data set Y with item and property names.
+    pub data: ItemPropertySet,
+    /// Hidden widths N₂, ….
+    pub hidden: Vec<usize>,
+    /// Recorded predictions.
+    pub predictions: Vec<PredictionIndex>,
+    /// The instances, in axis order (repeats fastest).
+    pub instances: Vec<DeepLinearInstance>,
+}
+
+/// Resolves a relative `matrix_file` against the directory of the config file it came from.
+pub fn resolve_paths(raw: &mut RawDeepLinear, origin: &Origin) {
+    let (Some(file), Origin::File(config)) = (raw.matrix_file.as_mut(), origin) else {
+        return;
+    };
+    let path = Path::new(file.as_str());
+    if path.is_relative() {
+        if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
+            *file = dir.join(path).to_string_lossy().into_owned();
+        }
+    }
+}
+
+/// Validates `[deep_linear]` (filling its defaults in place) and builds the data set. `seed` is the
+/// run's `train.seed`, the default `data_seed` of the diffusion sample.
+pub fn plan(raw: &mut RawDeepLinear, seed: u64) -> Result<DeepLinearPlan, Invalid> {
+    const DATASETS: [&str; 4] = ["four-items", "tree", "diffusion", "csv"];
+    let dataset = raw.dataset.clone();
+    if !DATASETS.contains(&dataset.as_str()) {
+        return Err(one_of("deep_linear.dataset", &DATASETS, &dataset));
+    }
+    // Keys that belong to other data sets are errors, not silently ignored.
+    let uses = |key: &str| match key {
+        "branching" | "depth" => matches!(dataset.as_str(), "tree" | "diffusion"),
+        "flip_probability" | "features" | "data_seed" => dataset == "diffusion",
+        "matrix_file" => dataset == "csv",
+        _ => true,
+    };
+    for (key, given) in [
+        ("branching", raw.branching.is_some()),
+        ("depth", raw.depth.is_some()),
+        ("flip_probability", raw.flip_probability.is_some()),
+        ("features", raw.features.is_some()),
+        ("data_seed", raw.data_seed.is_some()),
+        ("matrix_file", raw.matrix_file.is_some()),
+    ] {
+        if given && !uses(key) {
+            return Err(Invalid::new(
+                format!("deep_linear.{key}"),
+                format!("no value with dataset = \"{dataset}\""),
+                "a value",
+            )
+            .hint(format!("`{key}` belongs to {}", owner(key))));
+        }
+    }
+    let data = match dataset.as_str() {
+        "four-items" => ItemPropertySet::four_items(),
+        "tree" => {
+            let (b, d) = hierarchy(raw)?;
+            ItemPropertySet::tree(b, d)
+                .map_err(|e| Invalid::new("deep_linear.branching", "a smaller hierarchy", e))?
+        }
+        "diffusion" => {
+            let (b, d) = hierarchy(raw)?;
+            let epsilon = *raw.flip_probability.get_or_insert(0.15);
+            require(
+                (0.0..=1.0).contains(&epsilon),
+                "deep_linear.flip_probability",
+                "a probability in [0, 1]",
+                epsilon,
+            )?;
+            let features = *raw.features.get_or_insert(1000);
+            require(
+                features >= 1 && features <= tms_engine::data::items::MAX_GENERATED_SIZE,
+                "deep_linear.features",
+                &format!(
+                    "an integer in [1, {}]",
+                    tms_engine::data::items::MAX_GENERATED_SIZE
+                ),
+                features,
+            )?;
+            let data_seed = *raw.data_seed.get_or_insert(seed);
+            let key = InstanceKey {
+                seed: data_seed,
+                instance: 0,
+                replica: 0,
+            };
+            ItemPropertySet::branching_diffusion(
+                &mut key.stream(StreamPurpose::Dataset),
+                b,
+                d,
+                epsilon,
+                features,
+            )
+            .map_err(|e| Invalid::new("deep_linear.branching", "a smaller hierarchy", e))?
+        }
+        _ => {
+            let Some(file) = raw.matrix_file.as_deref() else {
+                return Err(Invalid::new(
+                    "deep_linear.matrix_file",
+                    "a path to an item × property CSV (required for dataset = \"csv\")",
+                    "nothing",
+                ));
+            };
+            read_matrix_csv(Path::new(file)).map_err(|e| {
+                Invalid::new(
+                    "deep_linear.matrix_file",
+                    "a readable item × property CSV",
+                    e,
+                )
+            })?
+        }
+    };
+
+    for (l, &w) in raw.hidden.iter().enumerate() {
+        require(
+            (1..=4096).contains(&w),
+            &format!("deep_linear.hidden[{l}]"),
+            "an integer in [1, 4096]",
+            w,
+        )?;
+    }
+    require(
+        raw.hidden.len() <= 16,
+        "deep_linear.hidden",
+        "at most 16 hidden layers",
+        raw.hidden.len(),
+    )?;
+    require(
+        (1..=100_000).contains(&raw.repeats),
+        "deep_linear.repeats",
+        "an integer in [1, 100000]",
+        raw.repeats,
+    )?;
+
+    let start_name = raw.start.clone();
+    let starts: Vec<DeepLinearStart> = match start_name.as_str() {
+        "aligned" => {
+            forbid_axis(raw.scale.is_some(), "scale", "aligned", "initial_strength")?;
+            let axis = raw
+                .initial_strength
+                .get_or_insert(Axis::Single(DEFAULT_INITIAL_STRENGTH));
+            let values = axis.values("deep_linear.initial_strength")?;
+            if let Some(bad) = values.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return Err(Invalid::new(
+                    "deep_linear.initial_strength",
+                    "finite numbers > 0",
+                    bad,
+                ));
+            }
+            values
+                .into_iter()
+                .map(|a| DeepLinearStart::Aligned {
+                    initial_strength: a,
+                })
+                .collect()
+        }
+        "gaussian" => {
+            forbid_axis(
+                raw.initial_strength.is_some(),
+                "initial_strength",
+                "gaussian",
+                "scale",
+            )?;
+            let axis = raw.scale.get_or_insert(Axis::Single(DEFAULT_SCALE));
+            let values = axis.values("deep_linear.scale")?;
+            if let Some(bad) = values.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                return Err(Invalid::new("deep_linear.scale", "finite numbers ≥ 0", bad));
+            }
+            values
+                .into_iter()
+                .map(|scale| DeepLinearStart::Gaussian { scale })
+                .collect()
+        }
+        "zero" => {
+            forbid_axis(raw.scale.is_some(), "scale", "zero", "nothing")?;
+            forbid_axis(
+                raw.initial_strength.is_some(),
+                "initial_strength",
+                "zero",
+                "nothing",
+            )?;
+            if !raw.hidden.is_empty() {
+                return Err(Invalid::new(
+                    "deep_linear.start",
+                    "`aligned` or `gaussian` for a network with hidden layers",
+                    "`zero`",
+                )
+                .hint("W = 0 is a saddle point of a deep chain (zero gradient): nothing would learn; the zero start is for the shallow control, hidden = []"));
+            }
+            vec![DeepLinearStart::Zero]
+        }
+        other => {
+            return Err(one_of(
+                "deep_linear.start",
+                &["aligned", "gaussian", "zero"],
+                other,
+            ))
+        }
+    };
+
+    let mut predictions = Vec::with_capacity(raw.predictions.len());
+    for (k, p) in raw.predictions.iter().enumerate() {
+        let key = format!("deep_linear.predictions[{k}]");
+        predictions.push(PredictionIndex {
+            property: lookup(&p.property, &data.properties, &format!("{key}.property"))?,
+            item: lookup(&p.item, &data.items, &format!("{key}.item"))?,
+        });
+    }
+
+    let count = starts.len().saturating_mul(raw.repeats);
+    require(
+        count <= 100_000,
+        "deep_linear.repeats",
+        "at most 10⁵ instances in one run (axis values × repeats)",
+        count,
+    )?;
+    let instances: Vec<DeepLinearInstance> = starts
+        .iter()
+        .flat_map(|&start| (0..raw.repeats).map(move |repeat| DeepLinearInstance { start, repeat }))
+        .collect();
+    let plan = DeepLinearPlan {
+        data,
+        hidden: raw.hidden.clone(),
+        predictions,
+        instances,
+    };
+    // The engine's own checks (finite targets, shapes) before anything is written.
+    plan.try_task(0)
+        .map_err(|e| Invalid::new("deep_linear", "a network the engine can build", e))?;
+    Ok(plan)
+}
+
+/// Which data set a data-set key belongs to, for hints.
+fn owner(key: &str) -> &'static str {
+    match key {
+        "branching" | "depth" => "dataset = \"tree\" or \"diffusion\"",
+        "matrix_file" => "dataset = \"csv\"",
+        _ => "dataset = \"diffusion\"",
+    }
+}
+
+/// B and D of a hierarchy, defaults 2 and 3 filled in place.
+fn hierarchy(raw: &mut RawDeepLinear) -> Result<(usize, usize), Invalid> {
+    let b = *raw.branching.get_or_insert(2);
+    let d = *raw.depth.get_or_insert(3);
+    require(b >= 2, "deep_linear.branching", "an integer ≥ 2", b)?;
+    require(d >= 1, "deep_linear.depth", "an integer ≥ 1", d)?;
+    Ok((b, d))
+}
+
+fn forbid_axis(given: bool, key: &str, start: &str, instead: &str) -> Result<(), Invalid> {
+    if given {
+        Err(Invalid::new(
+            format!("deep_linear.{key}"),
+            format!("no value with start = \"{start}\""),
+            "a value",
+        )
+        .hint(format!("the {start} start takes {instead}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// The index of a name or index among `names`.
+fn lookup(which: &NameOrIndex, names: &[String], key: &str) -> Result<usize, Invalid> {
+    match which {
+        NameOrIndex::Index(i) => {
+            require(
+                *i < names.len(),
+                key,
+                &format!("an index in [0, {})", names.len()),
+                i,
+            )?;
+            Ok(*i)
+        }
+        NameOrIndex::Name(name) => names.iter().position(|n| n == name).ok_or_else(|| {
+            let shown: Vec<&str> = names.iter().take(12).map(String::as_str).collect();
+            let mut e = Invalid::new(
+                key,
+                format!(
+                    "one of {}{}",
+                    shown
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if names.len() > 12 { ", …" } else { "" }
+                ),
+                format!("`{name}`"),
+            );
+            let all: Vec<&str> = names.iter().map(String::as_str).collect();
+            if let Some(s) = crate::config::did_you_mean(name, &all) {
+                e = e.hint(format!("did you mean `{s}`?"));
+            }
+            e
+        }),
+    }
+}
+
+impl DeepLinearPlan {
+    fn try_task(
+        &self,
+        k: usize,
+    ) -> Result<DeepLinearTask, tms_engine::models::deep_linear::DeepLinearError> {
+        DeepLinearTask::new(
+            &self.data.targets,
+            &self.hidden,
+            self.instances[k].start,
+            self.predictions.clone(),
+        )
+    }
+
+    /// The engine task of instance `k`.
+    pub fn task(&self, k: usize) -> DeepLinearTask {
+        self.try_task(k)
+            .expect("every instance was validated by `plan`")
+    }
+
+    /// The settings of instance `k` as JSON: the start and its axis value, the repeat, the widths.
+    pub fn settings_json(&self, k: usize) -> Value {
+        let i = &self.instances[k];
+        let mut v = json!({ "repeat": i.repeat, "hidden": self.hidden });
+        match i.start {
+            DeepLinearStart::Aligned { initial_strength } => {
+                v["start"] = json!("aligned");
+                v["initial_strength"] = json!(initial_strength);
+            }
+            DeepLinearStart::Gaussian { scale } => {
+                v["start"] = json!("gaussian");
+                v["scale"] = json!(scale);
+            }
+            DeepLinearStart::Zero => v["start"] = json!("zero"),
+        }
+        v
+    }
+
+    /// Metrics of trained parameters as JSON: singular values s_α, final mode strengths a_α, the
+    /// residual ‖Y − W^L⋯W¹‖_F, the best rank-k residual and the distance to Y's best rank-k
+    /// approximation (k = the narrowest hidden width, or the rank for the shallow control), and
+    /// the imbalances ‖W^{l+1}ᵀW^{l+1} − W^l W^lᵀ‖_F.
+    pub fn metrics_json(&self, parameters: &[f32]) -> Value {
+        let task = self.task(0);
+        let modes = task.modes();
+        let s = &modes.singular_values;
+        let total = task.shape().total_map(parameters);
+        let best_rank = self
+            .hidden
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(s.len())
+            .min(s.len());
+        let best = modes.reconstruct(best_rank);
+        let tail: f64 = s[best_rank..].iter().map(|x| x * x).sum();
+        json!({
+            "singular_values": s,
+            "mode_strengths": task.mode_strengths(parameters),
+            "residual": finite_or_null(self.data.targets.sub(&total).frobenius_norm()),
+            "best_rank": best_rank,
+            "best_rank_residual": tail.sqrt(),
+            "distance_to_best_rank": finite_or_null(total.sub(&best).frobenius_norm()),
+            "imbalances": imbalances(&task.shape().weights(parameters))
+                .iter()
+                .map(|c| finite_or_null(c.frobenius_norm()))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Why an item × property CSV could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CsvError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        message: String,
+    },
+    /// A malformed cell or row, at a 1-based line and column (cell number).
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (the cell's position in its row).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file parsed but is not a usable matrix (e.g. no properties).
+    #[error("{path}: {message}")]
+    Matrix {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads an item × property CSV (format in the module docs).
+pub fn read_matrix_csv(path: &Path) -> Result<ItemPropertySet, CsvError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CsvError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    parse_matrix_csv(&text, path)
+}
+
+/// Parses an item × property CSV; `path` only names the file in errors.
+pub fn parse_matrix_csv(text: &str, path: &Path) -> Result<ItemPropertySet, CsvError> {
+    let syntax = |line: usize, column: usize, message: String| CsvError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    };
+    let mut header: Option<(usize, Vec<String>)> = None;
+    let mut properties = Vec::new();
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    for (index, raw_line) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw_line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let cells = split_cells(raw_line).map_err(|(column, m)| syntax(line, column, m))?;
+        let Some((header_line, items)) = &header else {
+            let items: Vec<String> = cells[1..].to_vec();
+            if items.is_empty() {
+                return Err(syntax(
+                    line,
+                    2,
+                    "the header row needs item names after its first cell".into(),
+                ));
+            }
+            if let Some(c) = items.iter().position(String::is_empty) {
+                return Err(syntax(line, c + 2, "empty item name".into()));
+            }
+            if let Some(c) = (1..items.len()).find(|&c| items[..c].contains(&items[c])) {
+                return Err(syntax(
+                    line,
+                    c + 2,
+                    format!("item `{}` appears twice", items[c]),
+                ));
+            }
+            header = Some((line, items));
+            continue;
+        };
+        if cells.len() != items.len() + 1 {
+            return Err(syntax(
+                line,
+                // The first missing cell, or the first extra one.
+                if cells.len() <= items.len() {
+                    cells.len() + 1
+                } else {
+                    items.len() + 2
+                },
+                format!(
+                    "expected a property name and {} values (one per item of the header on line {header_line}), found {} cells",
+                    items.len(),
+                    cells.len()
+                ),
+            ));
+        }
+        if cells[0].is_empty() {
+            return Err(syntax(line, 1, "empty property name".into()));
+        }
+        let mut values = Vec::with_capacity(items.len());
+        for (c, cell) in cells[1..].iter().enumerate() {
+            let v: f64 = cell.parse().map_err(|_| {
+                syntax(
+                    line,
+                    c + 2,
+                    format!("expected a number for item `{}`, found `{cell}`", items[c]),
+                )
+            })?;
+            if !v.is_finite() {
+                return Err(syntax(
+                    line,
+                    c + 2,
+                    format!("expected a finite number, found `{cell}`"),
+                ));
+            }
+            values.push(v);
+        }
+        properties.push(cells[0].clone());
+        rows.push(values);
+    }
+    let matrix_error = |message: String| CsvError::Matrix {
+        path: path.to_path_buf(),
+        message,
+    };
+    let Some((_, items)) = header else {
+        return Err(matrix_error(
+            "no header row (expected `property,item_1,item_2,…`)".into(),
+        ));
+    };
+    if rows.is_empty() {
+        return Err(matrix_error("no property rows after the header".into()));
+    }
+    ItemPropertySet::from_property_rows(&rows, Some(items), Some(properties))
+        .map_err(|e| matrix_error(e.to_string()))
+}
+
+/// Splits one CSV line into trimmed cells; quoted cells may hold commas and `""` quotes.
+/// An error carries the 1-based cell number.
+fn split_cells(line: &str) -> Result<Vec<String>, (usize, String)> {
+    let mut cells = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let column = cells.len() + 1;
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+            chars.next();
+        }
+        let mut cell = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        cell.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => cell.push(c),
+                    None => return Err((column, "unterminated quoted cell".into())),
+                }
+            }
+            while chars
+                .peek()
+                .is_some_and(|c| *c == ' ' || *c == '\t' || *c == '\r')
+            {
+                chars.next();
+            }
+            match chars.next() {
+                None => {
+                    cells.push(cell);
+                    return Ok(cells);
+                }
+                Some(',') => cells.push(cell),
+                Some(c) => {
+                    return Err((
+                        column,
+                        format!("unexpected `{c}` after a quoted cell (expected `,`)"),
+                    ))
+                }
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        cells.push(cell.trim().to_string());
+                        return Ok(cells);
+                    }
+                    Some(',') => {
+                        cells.push(cell.trim().to_string());
+                        break;
+                    }
+                    Some(c) => cell.push(c),
+                }
+            }
+        }
+    }
+}
+
+/// Writes a data set in the CSV format [`read_matrix_csv`] reads (values with full precision).
+pub fn write_matrix_csv(data: &ItemPropertySet) -> String {
+    let quote = |s: &str| {
+        if s.contains([',', '"']) || s.trim() != s || s.starts_with('#') {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::from("property");
+    for item in &data.items {
+        out.push(',');
+        out.push_str(&quote(item));
+    }
+    out.push('\n');
+    for (m, name) in data.properties.iter().enumerate() {
+        out.push_str(&quote(name));
+        for v in data.targets.row(m) {
+            out.push(',');
+            out.push_str(&format!("{v:?}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load, ConfigError, FamilyPlan};
+
+    const BASE: &str = "[experiment]\nname = \"d\"\n[train]\noptimizer = \"sgd\"\nlearning_rate = 0.05\nsteps = 300\nlog_every = 50\n[deep_linear]\ndataset = \"four-items\"\nhidden = [4]\n";
+
+    fn error(text: &str, overrides: &[&str]) -> ConfigError {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        load(text, &Origin::File("d.toml".into()), &overrides).expect_err("must be rejected")
+    }
+
+    fn key_of(e: &ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { key, .. } => key.clone(),
+            other => panic!("expected an invalid-key error, got {other}"),
+        }
+    }
+
+    fn plan_of(text: &str, overrides: &[&str]) -> DeepLinearPlan {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let plan = load(text, &Origin::Preset("d".into()), &overrides).unwrap();
+        match plan.family {
+            FamilyPlan::DeepLinear(p) => p,
+            #[allow(unreachable_patterns)]
+            _ => panic!("not a deep linear plan"),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_in_and_round_trip() {
+        let plan = load(BASE, &Origin::Preset("d".into()), &[]).unwrap();
+        let again = load(
+            &crate::config::to_toml(&plan.resolved),
+            &Origin::Preset("d".into()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(plan, again);
+        let p = plan_of(BASE, &[]);
+        assert_eq!(
+            p.instances,
+            [DeepLinearInstance {
+                start: DeepLinearStart::Aligned {
+                    initial_strength: DEFAULT_INITIAL_STRENGTH
+                },
+                repeat: 0
+            }]
+        );
+        // Axis × repeats, repeats fastest.
+        let p = plan_of(
+            BASE,
+            &[
+                "deep_linear.start=\"gaussian\"",
+                "deep_linear.scale=[0.01, 0.1]",
+                "deep_linear.repeats=3",
+            ],
+        );
+        assert_eq!(p.instances.len(), 6);
+        assert_eq!(p.instances[4].repeat, 1);
+        assert_eq!(
+            p.instances[4].start,
+            DeepLinearStart::Gaussian { scale: 0.1 }
+        );
+        // Names and indices both address predictions.
+        let p = plan_of(
+            BASE,
+            &["deep_linear.predictions=[{ property = \"Fly\", item = \"Salmon\" }, { property = 5, item = 3 }]"],
+        );
+        assert_eq!(
+            p.predictions,
+            [
+                PredictionIndex {
+                    property: 3,
+                    item: 1
+                },
+                PredictionIndex {
+                    property: 5,
+                    item: 3
+                }
+            ]
+        );
+        // Generated sets: the tree's 8 leaves and 15 nodes; the diffusion sample is drawn once.
+        let p = plan_of(BASE, &["deep_linear.dataset=\"tree\""]);
+        assert_eq!((p.data.n_items(), p.data.n_properties()), (8, 15));
+        let a = plan_of(
+            BASE,
+            &[
+                "deep_linear.dataset=\"diffusion\"",
+                "deep_linear.features=50",
+            ],
+        );
+        let b = plan_of(
+            BASE,
+            &[
+                "deep_linear.dataset=\"diffusion\"",
+                "deep_linear.features=50",
+            ],
+        );
+        assert_eq!(a.data, b.data);
+        assert_eq!((a.data.n_items(), a.data.n_properties()), (8, 50));
+        let c = plan_of(
+            BASE,
+            &[
+                "deep_linear.dataset=\"diffusion\"",
+                "deep_linear.features=50",
+                "deep_linear.data_seed=9",
+            ],
+        );
+        assert_ne!(a.data, c.data);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        for (set, key) in [
+            ("deep_linear.dataset=\"four_items\"", "deep_linear.dataset"),
+            ("deep_linear.start=\"aligend\"", "deep_linear.start"),
+            ("deep_linear.hidden=[4, 0]", "deep_linear.hidden[1]"),
+            (
+                "deep_linear.initial_strength=0.0",
+                "deep_linear.initial_strength",
+            ),
+            (
+                "deep_linear.initial_strength=-1e-3",
+                "deep_linear.initial_strength",
+            ),
+            ("deep_linear.scale=0.1", "deep_linear.scale"),
+            ("deep_linear.start=\"zero\"", "deep_linear.start"),
+            ("deep_linear.repeats=0", "deep_linear.repeats"),
+            ("deep_linear.branching=2", "deep_linear.branching"),
+            (
+                "deep_linear.matrix_file=\"x.csv\"",
+                "deep_linear.matrix_file",
+            ),
+            ("deep_linear.features=10", "deep_linear.features"),
+            (
+                "deep_linear.predictions=[{ property = \"Fyl\", item = 0 }]",
+                "deep_linear.predictions[0].property",
+            ),
+            (
+                "deep_linear.predictions=[{ property = 0, item = 4 }]",
+                "deep_linear.predictions[0].item",
+            ),
+            ("deep_linear.hiden=[4]", "deep_linear.hiden"),
+        ] {
+            let e = error(BASE, &[set]);
+            assert_eq!(key_of(&e), key, "{set}: {e}");
+        }
+        let typo = error(BASE, &["deep_linear.start=\"aligend\""]).to_string();
+        assert!(typo.contains("did you mean `aligned`?"), "{typo}");
+        assert!(typo.contains("d.toml"), "{typo}");
+        let e = error(
+            BASE,
+            &["deep_linear.predictions=[{ property = \"Fyl\", item = 0 }]"],
+        )
+        .to_string();
+        assert!(e.contains("did you mean `Fly`?"), "{e}");
+        for (set, key) in [
+            (
+                "deep_linear.flip_probability=1.5",
+                "deep_linear.flip_probability",
+            ),
+            ("deep_linear.branching=1", "deep_linear.branching"),
+            ("deep_linear.depth=0", "deep_linear.depth"),
+            ("deep_linear.features=0", "deep_linear.features"),
+        ] {
+            let e = error(BASE, &["deep_linear.dataset=\"diffusion\"", set]);
+            assert_eq!(key_of(&e), key, "{set}: {e}");
+        }
+        let e = error(BASE, &["deep_linear.dataset=\"csv\""]);
+        assert_eq!(key_of(&e), "deep_linear.matrix_file");
+        // Two model sections.
+        let e = error(
+            &format!(
+                "{BASE}[toy]\nmodel = \"linear\"\nn_features = 5\nn_hidden = 2\ndensity = 1.0\n"
+            ),
+            &[],
+        );
+        assert!(e.to_string().contains("exactly one model section"), "{e}");
+    }
+
+    #[test]
+    fn csv_round_trip_and_relative_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = ItemPropertySet::four_items();
+        data.items[0] = "Canary, yellow".into();
+        data.properties[1] = "Move \"fast\"".into();
+        data.targets = data.targets.scale(0.3);
+        let text = write_matrix_csv(&data);
+        std::fs::write(dir.path().join("items.csv"), &text).unwrap();
+        assert_eq!(
+            read_matrix_csv(&dir.path().join("items.csv")).unwrap(),
+            data
+        );
+        // A config beside the CSV names it relatively; the resolved config holds the full path.
+        let config = dir.path().join("run.toml");
+        let text = BASE.replace(
+            "dataset = \"four-items\"",
+            "dataset = \"csv\"\nmatrix_file = \"items.csv\"",
+        );
+        let plan = load(&text, &Origin::File(config), &[]).unwrap();
+        let FamilyPlan::DeepLinear(p) = &plan.family else {
+            panic!("not a deep linear plan")
+        };
+        assert_eq!(p.data, data);
+        let resolved = plan.resolved.deep_linear.as_ref().unwrap();
+        assert_eq!(
+            resolved.matrix_file.as_deref().map(Path::new),
+            Some(dir.path().join("items.csv").as_path())
+        );
+        // Comments, blank lines, spaces and CRLF are accepted.
+        let p = parse_matrix_csv(
+            "# a comment\r\nproperty, a , b\r\n\r\nx, 1, 2.5\r\ny,-1,0\r\n",
+            Path::new("m.csv"),
+        )
+        .unwrap();
+        assert_eq!(p.items, ["a", "b"]);
+        assert_eq!(p.targets.as_slice(), [1.0, 2.5, -1.0, 0.0]);
+    }
+
+    #[test]
+    fn csv_errors_name_file_line_and_column() {
+        let at = |text: &str| match parse_matrix_csv(text, Path::new("m.csv")) {
+            Err(CsvError::Syntax { line, column, .. }) => (line, column),
+            other => panic!("expected a syntax error, got {other:?}"),
+        };
+        assert_eq!(at("p,a,b\nx,1,zz\n"), (2, 3));
+        assert_eq!(at("p,a,b\n\nx,1\n"), (3, 3));
+        assert_eq!(at("p,a,b\nx,1,2,3\n"), (2, 4));
+        assert_eq!(at("p,a,b\nx,1,nan\n"), (2, 3));
+        assert_eq!(at("p,a,a\nx,1,2\n"), (1, 3));
+        assert_eq!(at("p,\"a,b\nx,1\n"), (1, 2));
+        assert_eq!(at("p\nx\n"), (1, 2));
+        assert_eq!(at("p,a\n,1\n"), (2, 1));
+        let e = parse_matrix_csv("p,a,b\nx,1,zz\n", Path::new("dir/m.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("dir/m.csv:2:3:"), "{e}");
+        assert!(e.contains("`zz`") && e.contains("item `b`"), "{e}");
+        assert!(matches!(
+            parse_matrix_csv("# only a comment\n", Path::new("m.csv")),
+            Err(CsvError::Matrix { .. })
+        ));
+        assert!(matches!(
+            parse_matrix_csv("p,a\n", Path::new("m.csv")),
+            Err(CsvError::Matrix { .. })
+        ));
+        assert!(matches!(
+            read_matrix_csv(Path::new("/nonexistent/m.csv")),
+            Err(CsvError::Read { .. })
+        ));
+        // Through the config: the key, the file and the position.
+        let e = error(
+            &BASE.replace(
+                "dataset = \"four-items\"",
+                "dataset = \"csv\"\nmatrix_file = \"/nonexistent/m.csv\"",
+            ),
+            &[],
+        );
+        assert_eq!(key_of(&e), "deep_linear.matrix_file");
+        assert!(e.to_string().contains("/nonexistent/m.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_tiny_run_end_to_end() {
+        let plan = load(
+            BASE,
+            &Origin::Preset("d".into()),
+            &[
+                "deep_linear.predictions=[{ property = \"Fly\", item = \"Salmon\" }]".into(),
+                "deep_linear.start=\"gaussian\"".into(),
+                "deep_linear.scale=0.1".into(),
+                "deep_linear.repeats=2".into(),
+            ],
+        )
+        .unwrap();
+        let outcomes = crate::run::run(&plan, &[0, 1], &|_| {});
+        assert_eq!(outcomes.len(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let files = crate::output::run_files(&plan, &outcomes).unwrap();
+        crate::output::write_run_dir(&out, &files, false).unwrap();
+        let tensors = crate::output::read_tensors(&out).unwrap();
+        let shapes: Vec<(&str, &[usize])> = tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice()))
+            .collect();
+        assert_eq!(shapes, [("W1", &[2, 4, 4][..]), ("W2", &[2, 7, 4][..])]);
+        let metrics = crate::output::read_metrics(&out).unwrap();
+        assert_eq!(metrics["family"], "deep_linear");
+        let first = &metrics["instances"][0];
+        assert_eq!(first["start"], "gaussian");
+        assert_eq!(first["repeat"], 0);
+        // 300 steps at λ = 0.05 from σ = 0.1: every mode is learned (t½ ≤ (τ/2s)·ln(s/a₀) ≈ 60
+        // steps for s = 1, a₀ ~ σ² = 0.01), so W²W¹ ≈ Y; the residual decays like
+        // e^{−2λ·s_min·t} ≈ e^{−30} after the last mode switches on, leaving f32 rounding.
+        let residual = first["residual"].as_f64().unwrap();
+        assert!(residual < 1e-3, "{residual}");
+        let s: Vec<f64> = serde_json::from_value(first["singular_values"].clone()).unwrap();
+        assert!((s[0] - 7f64.sqrt()).abs() < 1e-12);
+        let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+        let header = csv.lines().next().unwrap();
+        assert_eq!(
+            header,
+            "step,instance,replica,loss,mode_strength_1,mode_strength_2,mode_strength_3,mode_strength_4,imbalance_1,prediction_3_1"
+        );
+        // Rows at steps 0, 50, …, 250 and the last step 299, for both instances.
+        assert_eq!(csv.lines().count(), 1 + 2 * 7);
+    }
+}
