@@ -5,10 +5,19 @@
 
 mod e01_intro;
 mod e02_sparsity;
+mod e08_correlated;
+mod e11_privileged;
+mod e12_computation;
 
 use crate::Experiment;
 
 /// Every experiment, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(e01_intro::Intro), Box::new(e02_sparsity::Sparsity)]
+    vec![
+        Box::new(e01_intro::Intro),
+        Box::new(e02_sparsity::Sparsity),
+        Box::new(e08_correlated::Correlated),
+        Box::new(e11_privileged::Privileged),
+        Box::new(e12_computation::Computation),
+    ]
 }
