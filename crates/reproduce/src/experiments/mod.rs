@@ -5,7 +5,11 @@
 
 mod e01_intro;
 mod e02_sparsity;
+mod e05_uniform;
+mod e06_dimensionality;
 mod e08_correlated;
+mod e09_dynamics;
+mod e10_adversarial;
 mod e11_privileged;
 mod e12_computation;
 
@@ -16,7 +20,11 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(e01_intro::Intro),
         Box::new(e02_sparsity::Sparsity),
+        Box::new(e05_uniform::Uniform),
+        Box::new(e06_dimensionality::Dimensionality),
         Box::new(e08_correlated::Correlated),
+        Box::new(e09_dynamics::Dynamics),
+        Box::new(e10_adversarial::Adversarial),
         Box::new(e11_privileged::Privileged),
         Box::new(e12_computation::Computation),
     ]
