@@ -12,6 +12,11 @@ mod e09_dynamics;
 mod e10_adversarial;
 mod e11_privileged;
 mod e12_computation;
+mod a1_regression;
+mod a2_merged_factored;
+mod a3_distillation;
+mod a4_relational_graph;
+mod attention_common;
 
 use crate::Experiment;
 
@@ -27,5 +32,9 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(e10_adversarial::Adversarial),
         Box::new(e11_privileged::Privileged),
         Box::new(e12_computation::Computation),
+        Box::new(a1_regression::Regression),
+        Box::new(a2_merged_factored::MergedFactored),
+        Box::new(a3_distillation::Distillation),
+        Box::new(a4_relational_graph::RelationalGraph),
     ]
 }
