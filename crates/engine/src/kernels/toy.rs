@@ -309,15 +309,17 @@ fn chunk_body(p: &Problem, range: Range<usize>, s: &mut ChunkScratch, g: &mut [f
     g.fill(0.0);
     let starts = &p.batch.row_start;
     let mut rows = std::mem::take(&mut s.rows);
+    // Branch-free compaction of the examples with a non-zero (at low density most are empty, in
+    // no predictable pattern).
     rows.clear();
-    let mut zeros = 0usize;
-    for b in range {
-        if starts[b] == starts[b + 1] {
-            zeros += 1;
-        } else {
-            rows.push(b as u32);
-        }
+    rows.resize(range.len(), 0);
+    let mut count = 0;
+    for b in range.clone() {
+        rows[count] = b as u32;
+        count += (starts[b] != starts[b + 1]) as usize;
     }
+    rows.truncate(count);
+    let zeros = range.len() - count;
     let mut sum = 0.0;
     for tile in rows.chunks(p.tile) {
         sum += match p.m {
