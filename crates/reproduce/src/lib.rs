@@ -11,6 +11,7 @@
 //! [`Experiment`]; the engine is not touched.
 
 pub mod claims;
+pub mod deep_linear;
 pub mod experiments;
 pub mod figures;
 pub mod toy;

@@ -1047,4 +1047,25 @@ mod tests {
         // Rows at steps 0, 50, …, 250 and the last step 299, for both instances.
         assert_eq!(csv.lines().count(), 1 + 2 * 7);
     }
+
+    #[test]
+    fn every_s_preset_trains() {
+        let names: Vec<&str> = crate::presets::names()
+            .into_iter()
+            .filter(|n| n.starts_with('s') && n[1..].starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        assert!(names.len() >= 7, "{names:?}");
+        for name in names {
+            let plan = crate::presets::load_preset(name, &[]).unwrap();
+            assert!(matches!(plan.family, FamilyPlan::DeepLinear(_)), "{name}");
+            let indices: Vec<usize> = (0..plan.family.instance_count()).collect();
+            for o in crate::run::run(&plan, &indices, &|_| {}) {
+                assert_eq!(
+                    o.chosen().status,
+                    tms_engine::train::Status::Finished,
+                    "{name}"
+                );
+            }
+        }
+    }
 }

@@ -17,6 +17,13 @@ mod a2_merged_factored;
 mod a3_distillation;
 mod a4_relational_graph;
 mod attention_common;
+mod s1_aligned;
+mod s2_random;
+mod s3_shallow;
+mod s4_narrow;
+mod s5_diffusion;
+mod s6_illusory;
+mod s7_conservation;
 
 use crate::Experiment;
 
@@ -36,5 +43,12 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(a2_merged_factored::MergedFactored),
         Box::new(a3_distillation::Distillation),
         Box::new(a4_relational_graph::RelationalGraph),
+        Box::new(s1_aligned::Aligned),
+        Box::new(s2_random::Random),
+        Box::new(s3_shallow::Shallow),
+        Box::new(s4_narrow::Narrow),
+        Box::new(s5_diffusion::Diffusion),
+        Box::new(s6_illusory::Illusory),
+        Box::new(s7_conservation::Conservation),
     ]
 }
