@@ -1360,6 +1360,27 @@ fn assemble(
     Ok(Some(states))
 }
 
+/// The instance ranges (`a..b`) named by checkpoint files of `cell` in `dirs`, for messages.
+fn part_names(cell: &Cell, dirs: &[PathBuf]) -> Vec<String> {
+    let prefix = format!("{}.i", cell.id);
+    let mut ranges: Vec<(usize, usize)> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d.join("checkpoints")).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let (a, b) = name
+                .strip_prefix(&prefix)?
+                .strip_suffix(".ckpt")?
+                .split_once('-')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    ranges.sort();
+    ranges.dedup();
+    ranges.iter().map(|(a, b)| format!("{a}..{b}")).collect()
+}
+
 /// Writes a cell's run directory from its finished states and removes its checkpoints.
 fn finish_cell(
     cell: &Cell,
@@ -1646,7 +1667,21 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<MergeSummary, SweepError> {
         match assemble(cell, dirs, true, &ignore)? {
             Some(states) => sources.push(Source::Assemble(states)),
             None => {
-                missing.push(format!("  {} ({})", cell.id, cell.describe()));
+                let parts = part_names(cell, dirs);
+                missing.push(format!(
+                    "  {} ({}){}",
+                    cell.id,
+                    cell.describe(),
+                    if parts.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; found parts for instances {} of 0..{}",
+                            parts.join(", "),
+                            cell.instance_count()
+                        )
+                    }
+                ));
             }
         }
     }
