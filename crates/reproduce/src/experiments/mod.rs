@@ -5,13 +5,17 @@
 
 mod e01_intro;
 mod e02_sparsity;
+mod e03_phase_two_to_one;
+mod e04_phase_three_to_two;
 mod e05_uniform;
 mod e06_dimensionality;
+mod e07_perturbed_pentagon;
 mod e08_correlated;
 mod e09_dynamics;
 mod e10_adversarial;
 mod e11_privileged;
 mod e12_computation;
+mod phase_grid;
 mod a1_regression;
 mod a2_merged_factored;
 mod a3_distillation;
@@ -32,8 +36,11 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(e01_intro::Intro),
         Box::new(e02_sparsity::Sparsity),
+        Box::new(e03_phase_two_to_one::PhaseTwoToOneDiagram),
+        Box::new(e04_phase_three_to_two::PhaseThreeToTwoDiagram),
         Box::new(e05_uniform::Uniform),
         Box::new(e06_dimensionality::Dimensionality),
+        Box::new(e07_perturbed_pentagon::PerturbedPentagon),
         Box::new(e08_correlated::Correlated),
         Box::new(e09_dynamics::Dynamics),
         Box::new(e10_adversarial::Adversarial),
