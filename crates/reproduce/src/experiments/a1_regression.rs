@@ -8,6 +8,10 @@
 //! t½ ≈ 172, 248, 461 steps for λ = 0.01, a₀ = 1e-4; within 2% with the population gradient, within
 //! 10% and ordered with minibatches of 32 (measured there: 182, 264, 464).
 
+// ReproduceError carries a ConfigError (origin, key, expected, found, hint); it is returned once per
+// analysis, off any hot path, so its size does not matter (as in tms-experiments' lib.rs).
+#![allow(clippy::result_large_err)]
+
 use super::attention_common::{
     attention_plan, cosine_heatmap, half_times, history, number, numbers, strength_plot, times,
 };

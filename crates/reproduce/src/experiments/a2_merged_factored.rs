@@ -7,6 +7,10 @@
 //! the unique minimiser M, so both heads *end* at M; what differs is the path, which the claims
 //! below compare at matched loss.
 
+// ReproduceError carries a ConfigError (origin, key, expected, found, hint); it is returned once per
+// analysis, off any hot path, so its size does not matter (as in tms-experiments' lib.rs).
+#![allow(clippy::result_large_err)]
+
 use super::a1_regression::{planted, rate_and_start};
 use super::attention_common::{attention_plan, column, half_times, history, numbers, times};
 use crate::claims::{claim, list};
@@ -26,11 +30,14 @@ fn rise_width(rows: &[tms_engine::train::HistoryRow], col: usize, s: f64) -> Opt
     Some(t90 - t10)
 }
 
-/// (loss, effective rank, nuclear norm) of the first history row at or below each loss level.
+/// (loss, effective rank, nuclear norm) of one history row.
+type PathPoint = (f64, f64, f64);
+
+/// The [`PathPoint`] of the first history row at or below each loss level.
 fn at_loss(
     run: &CompletedRun,
     levels: &[f64],
-) -> Result<Vec<Option<(f64, f64, f64)>>, ReproduceError> {
+) -> Result<Vec<Option<PathPoint>>, ReproduceError> {
     let rank = column("A2", run, "effective_rank")?;
     let nuclear = column("A2", run, "nuclear_norm")?;
     let rows = history(&run.outcomes[0]);

@@ -3,6 +3,10 @@
 //! cross-entropy, ∂L/∂score_j = q_j − p_j. Spec: strengths → s_k = (3, 2, 1); stronger concepts
 //! learned first; share of ‖W_QK‖²_F in the planted subspace → 1.
 
+// ReproduceError carries a ConfigError (origin, key, expected, found, hint); it is returned once per
+// analysis, off any hot path, so its size does not matter (as in tms-experiments' lib.rs).
+#![allow(clippy::result_large_err)]
+
 use super::a1_regression::{alignment, planted};
 use super::attention_common::{
     attention_plan, cosine_heatmap, half_times, number, numbers, strength_plot, times,

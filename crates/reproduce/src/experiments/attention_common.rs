@@ -1,6 +1,10 @@
 //! Shared reading of attention-head runs (A1–A4): the plan, histories by observable name, half
 //! times, metrics from metrics.json values, and the two figures the concept experiments share.
 
+// ReproduceError carries a ConfigError (origin, key, expected, found, hint); it is returned once per
+// analysis, off any hot path, so its size does not matter (as in tms-experiments' lib.rs).
+#![allow(clippy::result_large_err)]
+
 use crate::figures::figure_ref;
 use crate::{CompletedRun, Context, ReproduceError};
 use serde_json::Value;
