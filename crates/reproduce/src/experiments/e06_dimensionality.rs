@@ -205,7 +205,7 @@ impl Experiment for Dimensionality {
 }
 
 /// ¾, ⅔, ½, ⅖, ⅜, ⅓ as text (a decimal otherwise).
-fn fraction_label(d: f64) -> String {
+pub(crate) fn fraction_label(d: f64) -> String {
     let known = [
         (0.75, "¾"),
         (2.0 / 3.0, "⅔"),

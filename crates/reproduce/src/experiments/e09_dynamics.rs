@@ -19,6 +19,7 @@
 //!   matter of chance).
 
 use crate::claims::{claim, list};
+use crate::experiments::e06_dimensionality::fraction_label;
 use crate::figures::figure_ref;
 use crate::toy::{model_title, toy_plan, weights, ToyWeights};
 use crate::{Analysis, Context, Experiment, ReproduceError, RunRequest, Scale};
@@ -240,7 +241,7 @@ fn dynamics_figures(
         .iter()
         .map(|(name, d)| RefLine {
             y: *d,
-            label: format!("{d:.3} {name}"),
+            label: format!("{} {name}", fraction_label(*d)),
         })
         .chain([RefLine {
             y: 1.0,

@@ -139,6 +139,28 @@ fn attack(shape: &ToyShape, model: &UniformModel, strength: f64) -> Attack {
     worst
 }
 
+/// `f` over `models` on all cores (the attacks are independent; results in order).
+fn in_parallel<F>(models: &[UniformModel], f: F) -> Vec<Attack>
+where
+    F: Fn(&UniformModel) -> Attack + Sync,
+{
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(models.len().max(1));
+    let chunk = models.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = models
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("an attack thread panicked"))
+            .collect()
+    })
+}
+
 /// Pearson correlation.
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let k = a.len() as f64;
@@ -167,12 +189,11 @@ impl Experiment for Adversarial {
         let (title, models) = uniform_models("E10", context)?;
         // One attack budget for every model: λ = 0.1 × mean ‖x‖ of the densest model's inputs.
         let strength = RELATIVE_STRENGTH * mean_norm(&examples(&models[0]));
-        let attacks: Vec<Attack> = models.iter().map(|u| attack(&shape, u, strength)).collect();
+        let attacks = in_parallel(&models, |u| attack(&shape, u, strength));
         // The other reading, for the record: λ from each model's own inputs.
-        let own: Vec<Attack> = models
-            .iter()
-            .map(|u| attack(&shape, u, RELATIVE_STRENGTH * mean_norm(&examples(u))))
-            .collect();
+        let own = in_parallel(&models, |u| {
+            attack(&shape, u, RELATIVE_STRENGTH * mean_norm(&examples(u)))
+        });
         let own_increase: Vec<f64> = own.iter().map(|a| a.attacked - a.clean).collect();
         let own_vulnerability: Vec<f64> =
             own_increase.iter().map(|d| d / own_increase[0]).collect();
@@ -188,16 +209,16 @@ impl Experiment for Adversarial {
         let plot = LinePlot {
             title: format!("{title}, I = 1: adversarial vulnerability"),
             x_label: "1/(1 − S) = 1/p".into(),
-            y_label: "relative to the densest model".into(),
+            y_label: "(L′ − L)/(L′₀ − L₀), and 1/D*".into(),
             series: vec![
                 Series {
-                    name: "vulnerability (L′ − L)/(L′₀ − L₀)".into(),
+                    name: "vulnerability".into(),
                     x: x.clone(),
                     y: vulnerability.clone(),
                     ..Default::default()
                 },
                 Series {
-                    name: "features per dimension 1/D*".into(),
+                    name: "1/D*".into(),
                     x: x.clone(),
                     y: per_dimension.clone(),
                     dashed: true,
