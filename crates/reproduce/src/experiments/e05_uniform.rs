@@ -1,10 +1,11 @@
 //! E5 — uniform superposition: dimensions per feature D* = m/‖W‖²_F against 1/(1 − S) (= 1/p) for
 //! ReLU-output models with n = 400 features, m = 30 dimensions and equal importance.
 //!
-//! Paper (experiments.md §5, "The geometry of superposition"): D* ≈ 1 when features are dense (each
-//! learned feature has a dimension of its own), then D* falls and *sticks* at ½ over a range of
+//! Paper (experiments.md §5, "The geometry of superposition"): D* ≈ 1 when features are dense (no
+//! superposition: ‖W‖²_F = m), then D* falls and *sticks* at ½ over a range of
 //! densities (antipodal pairs, "digons"), and falls below ½ when features are sparser still.
 //! E6 and E10 analyse the same models (the same run request, trained once).
+#![allow(clippy::result_large_err)]
 
 use crate::claims::{claim, list};
 use crate::figures::figure_ref;

@@ -17,6 +17,7 @@
 //! - the claim: at least 80% of the D_i jumps lie within ±[`MATCH`] decades of a loss drop, while
 //!   those neighbourhoods cover less than half of the time axis (so that the coincidence is not a
 //!   matter of chance).
+#![allow(clippy::result_large_err)]
 
 use crate::claims::{claim, list};
 use crate::experiments::e06_dimensionality::fraction_label;
