@@ -148,9 +148,9 @@ pub enum ReproduceError {
         experiment: String,
         /// Preset name.
         preset: String,
-        /// The config error.
+        /// The config error (boxed: it carries the whole origin, key and hint).
         #[source]
-        source: ConfigError,
+        source: Box<ConfigError>,
     },
     /// Writing outputs failed.
     #[error(transparent)]
@@ -280,7 +280,7 @@ fn plans(
                         |source| ReproduceError::Preset {
                             experiment: e.id().to_string(),
                             preset: request.preset.clone(),
-                            source,
+                            source: Box::new(source),
                         },
                     )?;
                     Ok((request, plan))

@@ -64,7 +64,7 @@ impl Experiment for Correlated {
         let mut figures = Vec::new();
         let mut claims = Vec::new();
         let mut paragraphs = Vec::new();
-        let [pairs, anti, three, sets] = &context.runs[..] else {
+        let [pairs, anti, three, sets] = context.runs else {
             return Err(ReproduceError::Analysis {
                 experiment: "E8".into(),
                 message: format!("expected 4 runs, found {}", context.runs.len()),

@@ -48,6 +48,8 @@ impl Experiment for Computation {
         ]
     }
 
+    // Feature index i addresses the neuron rows, the decoder and the shares at once.
+    #[allow(clippy::needless_range_loop)]
     fn analyse(&self, context: &Context) -> Result<Analysis, ReproduceError> {
         let mut figures = Vec::new();
         let mut claims = Vec::new();
