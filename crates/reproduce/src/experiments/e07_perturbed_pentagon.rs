@@ -210,31 +210,25 @@ impl Experiment for PerturbedPentagon {
             ok,
         ));
 
-        // The jump to two digons, and where.
+        // The jump to two digons (the structure), then where it happens (the factor).
         let (measured, ok) = match (first_digon, last_pentagon) {
-            (Some(j), Some(i)) => {
-                let k = points[j].k;
+            (Some(j), Some(i)) if points[i].k >= 1.0 => {
                 let q = &points[j];
-                let norm = q.model.norms()[perturbed];
+                let dims = q.model.dimensionality();
                 (
                     format!(
-                        "jump between k = {} (pentagon) and k = {} (two digons, ‖W_{perturbed}‖ = {}): measured critical factor {}× (paper ~{PAPER_FACTOR}×; reference: AdamW {}–{}×, L-BFGS {}–{}×); the two geometries' best losses cross at {}",
+                        "pentagon up to k = {}, two digons from k = {} on (there ‖W_{perturbed}‖ = {}, D_i = {})",
                         trim(points[i].k),
-                        trim(k),
-                        num(norm),
-                        trim(k),
-                        ADAMW_RANGE.0,
-                        ADAMW_RANGE.1,
-                        LBFGS_RANGE.0,
-                        LBFGS_RANGE.1,
-                        crossing.map(|c| format!("≈ {c:.2}×")).unwrap_or_else(|| "—".into())
+                        trim(q.k),
+                        num(q.model.norms()[perturbed]),
+                        list(&dims, 3)
                     ),
-                    (ADAMW_RANGE.0..=ADAMW_RANGE.1).contains(&k),
+                    true,
                 )
             }
             _ => (
                 format!(
-                    "no jump from a pentagon to two digons; geometries by k: {}",
+                    "no single jump from a pentagon to two digons; geometries by k: {}",
                     describe(&points)
                 ),
                 false,
@@ -242,17 +236,46 @@ impl Experiment for PerturbedPentagon {
         };
         claims.push(claim(
             "E7.jump_to_digons",
-            "Past a critical factor the solution jumps to two digons with the perturbed feature dropped; the paper reads the jump at ~2.5× sparser.",
+            "Past a critical factor the solution jumps from the (deformed) pentagon to two digons with the perturbed feature dropped.",
             measured,
-            // The paper's 2.5× is read by eye from a coarse figure; the project's reference measured
-            // the factor for AdamW training (this project's optimiser) between 4× and 4.5×, so that
-            // range is the criterion: the first factor at which the kept solution is two digons (and
-            // stays two digons for every sparser factor) lies in it.
             format!(
-                "two digons at every factor from the jump on; the first such factor in [{}, {}] (the reference's AdamW range)",
-                ADAMW_RANGE.0, ADAMW_RANGE.1
+                "the kept model is a pentagon (every D_i > {DROPPED_D}) at the factor before the jump and two digons (perturbed D_i < {DROPPED_D}, the others within {DIGON_TOLERANCE} of ½) at every factor from the jump on"
             ),
             ok,
+        ));
+        let bracket = match (first_digon, last_pentagon) {
+            (Some(j), Some(i)) => format!(
+                "the kept solution jumps between k = {} and k = {}",
+                trim(points[i].k),
+                trim(points[j].k)
+            ),
+            _ => "no jump of the kept solution".into(),
+        };
+        claims.push(claim(
+            "E7.critical_factor",
+            "The jump happens where the two geometries' loss curves cross; the paper reads it at ~2.5× sparser.",
+            format!(
+                "loss curves cross at {} ({bracket}); paper ~{PAPER_FACTOR}×; reference: AdamW training {}–{}×, L-BFGS on both geometries {}–{}×",
+                crossing
+                    .map(|c| format!("k ≈ {c:.2}"))
+                    .unwrap_or_else(|| "no crossing".into()),
+                ADAMW_RANGE.0,
+                ADAMW_RANGE.1,
+                LBFGS_RANGE.0,
+                LBFGS_RANGE.1,
+            ),
+            // The paper's 2.5× is read by eye from a coarse figure; the project's reference measured
+            // the factor for AdamW training (this project's optimiser) between 4× and 4.5×, so that
+            // range is the criterion (experiments.md §5, E7 row). The factor is the crossing of the
+            // two loss curves: the kept model is the lower-loss geometry at each factor, so its jump
+            // sits at the crossing, which interpolation resolves below the grid step, whereas the
+            // first two-digon factor is quantised to the grid and flips with evaluation noise when
+            // the two losses are within noise at a grid point.
+            format!(
+                "crossing in [{}, {}] (the reference's AdamW range)",
+                ADAMW_RANGE.0, ADAMW_RANGE.1
+            ),
+            crossing.is_some_and(|c| (ADAMW_RANGE.0..=ADAMW_RANGE.1).contains(&c)),
         ));
 
         // First order: a discontinuous jump, with both geometries coexisting around it.

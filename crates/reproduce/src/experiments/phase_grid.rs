@@ -298,11 +298,19 @@ pub fn boundary_curve(label: &str, from: f64, to: f64, f: impl Fn(f64) -> f64) -
     }
 }
 
-/// A straight boundary between two points.
+/// A straight boundary (on log axes) between two points, sampled densely: the figure drops points
+/// outside its axes, so a segment whose ends lie outside must still have points inside.
 pub fn boundary_segment(label: &str, a: (f64, f64), b: (f64, f64)) -> Polyline {
+    let count = 200;
+    let points = (0..=count)
+        .map(|k| {
+            let t = k as f64 / count as f64;
+            (a.0 * (b.0 / a.0).powf(t), a.1 * (b.1 / a.1).powf(t))
+        })
+        .collect();
     Polyline {
         label: label.to_string(),
-        points: vec![a, b],
+        points,
     }
 }
 
