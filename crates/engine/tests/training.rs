@@ -166,15 +166,28 @@ fn resuming_from_a_copied_state_is_bit_identical() {
 
 #[test]
 fn a_diverging_instance_stops_and_the_others_go_on() {
-    let mut tasks = vec![toy_task(ToyKind::ReluOutput, 6, 2, 0.2, 0.9), toy_task(ToyKind::ReluOutput, 6, 2, 0.2, 0.9)];
+    let mut tasks = vec![
+        toy_task(ToyKind::ReluOutput, 6, 2, 0.2, 0.9),
+        toy_task(ToyKind::ReluOutput, 6, 2, 0.2, 0.9),
+    ];
     // Plain gradient descent with importances of 1e20: the first gradient (~1e20 · 1e-2 step) throws
     // the weights to ~1e18, the next forward pass overflows f32 (z ~ 1e36, z² > f32::MAX), so the loss
     // or the gradient becomes infinite within a few steps. The normal instance is stable at this rate.
     tasks[1].importance = vec![1e20; 6];
-    let settings = TrainSettings { optimizer: Optimizer::Sgd, ..short_settings() };
+    let settings = TrainSettings {
+        optimizer: Optimizer::Sgd,
+        ..short_settings()
+    };
     let states = train::train(&tasks, &keys(2), &settings, &|_| {});
     assert_eq!(states[0].status, Status::Finished);
-    assert!(matches!(states[1].status, Status::Diverged { step, .. } if step <= 5), "{:?}", states[1].status);
-    assert!(states[1].step < settings.steps, "the diverged instance stopped training");
+    assert!(
+        matches!(states[1].status, Status::Diverged { step, .. } if step <= 5),
+        "{:?}",
+        states[1].status
+    );
+    assert!(
+        states[1].step < settings.steps,
+        "the diverged instance stopped training"
+    );
     assert!(states[0].parameters.iter().all(|p| p.is_finite()));
 }

@@ -34,10 +34,7 @@ fn rise_width(rows: &[tms_engine::train::HistoryRow], col: usize, s: f64) -> Opt
 type PathPoint = (f64, f64, f64);
 
 /// The [`PathPoint`] of the first history row at or below each loss level.
-fn at_loss(
-    run: &CompletedRun,
-    levels: &[f64],
-) -> Result<Vec<Option<PathPoint>>, ReproduceError> {
+fn at_loss(run: &CompletedRun, levels: &[f64]) -> Result<Vec<Option<PathPoint>>, ReproduceError> {
     let rank = column("A2", run, "effective_rank")?;
     let nuclear = column("A2", run, "nuclear_norm")?;
     let rows = history(&run.outcomes[0]);

@@ -10,8 +10,8 @@
 //! - the loss is the training minibatch loss, smoothed geometrically over ±[`SMOOTH`] decades;
 //! - speeds over a window of [`WINDOW`] decades: v_D(τ) = Σ_i |D_i(τ + w) − D_i(τ)| and
 //!   v_L(τ) = ln L(τ) − ln L(τ + w) (how fast the loss drops);
-//! - a **D_i jump** is a peak of v_D (the largest within ±2w) above [`JUMP`]: the times of the
-//!   largest changes of D_i;
+//! - a **D_i jump** is a peak of v_D (the largest within ±2w) above [`JUMP`] and above twice the
+//!   median of v_D over the surrounding ±½ decade (sudden: a change of level, not a slow drift);
 //! - a **loss drop** is a peak of v_L (the largest within ±2w) above [`DROP`] and above twice the
 //!   median of v_L over the surrounding ±½ decade (sudden, not the steady early descent);
 //! - the claim: at least 80% of the D_i jumps lie within ±[`MATCH`] decades of a loss drop, while
@@ -150,18 +150,26 @@ fn coincidence(t: &Trajectory) -> Coincidence {
     }
     // An event's time: the middle of its window.
     let middle = |k: usize| grid[k] + WINDOW / 2.0;
-    let jumps: Vec<f64> = peaks(&v_d, JUMP).into_iter().map(middle).collect();
-    // A drop is sudden: it also beats twice the median speed of the surrounding decade, so the
-    // steady power-law descent at the start of training is not a string of "drops".
+    // Both events must be sudden: a peak that also beats twice the median speed of the surrounding
+    // decade. For the loss this keeps the steady power-law descent at the start of training from
+    // counting as a string of "drops"; for D_i it keeps a slow drift (features sliding over many
+    // hundreds of steps, not jumping between levels) from counting as a "jump". The same test for
+    // both, so neither side of the coincidence is easier to satisfy than the other.
     let reach = (0.5 * PER_DECADE) as usize;
+    let sudden = |speed: &[f64], k: usize| {
+        let (a, b) = (k.saturating_sub(reach), (k + reach + 1).min(speed.len()));
+        let mut around = speed[a..b].to_vec();
+        around.sort_by(f64::total_cmp);
+        speed[k] > 2.0 * around[around.len() / 2]
+    };
+    let jumps: Vec<f64> = peaks(&v_d, JUMP)
+        .into_iter()
+        .filter(|&k| sudden(&v_d, k))
+        .map(middle)
+        .collect();
     let drops: Vec<f64> = peaks(&v_l, DROP)
         .into_iter()
-        .filter(|&k| {
-            let (a, b) = (k.saturating_sub(reach), (k + reach + 1).min(v_l.len()));
-            let mut around = v_l[a..b].to_vec();
-            around.sort_by(f64::total_cmp);
-            v_l[k] > 2.0 * around[around.len() / 2]
-        })
+        .filter(|&k| sudden(&v_l, k))
         .map(middle)
         .collect();
     let near = |tau: f64| drops.iter().any(|d| (d - tau).abs() <= MATCH);
@@ -420,7 +428,7 @@ impl Experiment for Dynamics {
             ok,
         ));
         paragraphs.push(format!(
-            "On a log-time axis: a D_i jump is a peak of Σ_i |ΔD_i| over {WINDOW} decades above {JUMP}; a loss drop is a peak of the fall of ln L (smoothed over ±{SMOOTH} decades) over {WINDOW} decades above {DROP}; they coincide within ±{MATCH} decades."
+            "On a log-time axis: a D_i jump is a peak of Σ_i |ΔD_i| over {WINDOW} decades above {JUMP}; a loss drop is a peak of the fall of ln L (smoothed over ±{SMOOTH} decades) over {WINDOW} decades above {DROP}; both must also exceed twice the median speed of the surrounding decade (sudden events, not drift); they coincide within ±{MATCH} decades."
         ));
         Ok(Analysis {
             settings: Vec::new(),
