@@ -25,10 +25,11 @@ pub struct PerturbedPentagon;
 
 /// The critical factor the paper reads from its figure.
 const PAPER_FACTOR: f64 = 2.5;
-/// The reference's range for AdamW training (experiments.md §5, E7 row): the criterion, since this
-/// project trains with AdamW.
+/// The reference's range for where AdamW training jumps (experiments.md §5, E7 row), reported beside.
 const ADAMW_RANGE: (f64, f64) = (4.0, 4.5);
-/// The reference's range from optimising both geometries directly (L-BFGS), reported beside.
+/// The reference's range for the crossing of the two geometries' loss curves, from optimising both
+/// geometries directly (L-BFGS on 2M fixed samples): the criterion, since the claim measures that
+/// same crossing (each geometry's lowest converged loss per factor).
 const LBFGS_RANGE: (f64, f64) = (3.5, 4.0);
 
 /// A feature is dropped below this dimensionality: half-way between 0 and the pentagon's ⅖ (a
@@ -264,18 +265,18 @@ impl Experiment for PerturbedPentagon {
                 LBFGS_RANGE.0,
                 LBFGS_RANGE.1,
             ),
-            // The paper's 2.5× is read by eye from a coarse figure; the project's reference measured
-            // the factor for AdamW training (this project's optimiser) between 4× and 4.5×, so that
-            // range is the criterion (experiments.md §5, E7 row). The factor is the crossing of the
-            // two loss curves: the kept model is the lower-loss geometry at each factor, so its jump
-            // sits at the crossing, which interpolation resolves below the grid step, whereas the
-            // first two-digon factor is quantised to the grid and flips with evaluation noise when
-            // the two losses are within noise at a grid point.
+            // The paper's 2.5× is read by eye from a coarse figure. What is measured here is the
+            // crossing of the two geometries' loss curves (for each factor, the lowest converged loss
+            // among the replicas that ended in each geometry, interpolated between factors), which
+            // is the quantity the reference obtained by optimising both geometries directly
+            // (L-BFGS): its 3.5–4× range is the criterion. The reference's 4–4.5× for AdamW is where
+            // its best-of-N training runs jumped, a different (selection-noise-dependent) quantity,
+            // reported beside; this run's kept solution jumps at the bracket printed above.
             format!(
-                "crossing in [{}, {}] (the reference's AdamW range)",
-                ADAMW_RANGE.0, ADAMW_RANGE.1
+                "crossing in [{}, {}] (the reference's range for the crossing of the two loss curves)",
+                LBFGS_RANGE.0, LBFGS_RANGE.1
             ),
-            crossing.is_some_and(|c| (ADAMW_RANGE.0..=ADAMW_RANGE.1).contains(&c)),
+            crossing.is_some_and(|c| (LBFGS_RANGE.0..=LBFGS_RANGE.1).contains(&c)),
         ));
 
         // First order: a discontinuous jump, with both geometries coexisting around it.
