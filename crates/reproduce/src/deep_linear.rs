@@ -10,6 +10,10 @@
 //! code path as the run, in steps of a few microseconds. [`replay`] checks that the replay ends on
 //! the run's exported weights bit for bit, so a snapshot is exactly the run's state at that step.
 
+// Analyses return `ReproduceError`, which carries a config error with its origin, key and hint;
+// it happens at most once per experiment, so its size on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 use tms_engine::models::deep_linear::DeepLinearShape;
 use tms_engine::models::NamedTensor;
 use tms_engine::rng::InstanceKey;

@@ -216,7 +216,7 @@ pub fn plan(raw: &mut RawDeepLinear, seed: u64) -> Result<DeepLinearPlan, Invali
             )?;
             let features = *raw.features.get_or_insert(1000);
             require(
-                features >= 1 && features <= tms_engine::data::items::MAX_GENERATED_SIZE,
+                (1..=tms_engine::data::items::MAX_GENERATED_SIZE).contains(&features),
                 "deep_linear.features",
                 &format!(
                     "an integer in [1, {}]",

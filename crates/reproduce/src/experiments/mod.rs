@@ -3,6 +3,11 @@
 //! Each module states the paper's claims it checks and where its criteria come from
 //! (`experiments.md` §5, `followups.md`).
 
+mod a1_regression;
+mod a2_merged_factored;
+mod a3_distillation;
+mod a4_relational_graph;
+mod attention_common;
 mod e01_intro;
 mod e02_sparsity;
 mod e03_phase_two_to_one;
@@ -16,11 +21,6 @@ mod e10_adversarial;
 mod e11_privileged;
 mod e12_computation;
 mod phase_grid;
-mod a1_regression;
-mod a2_merged_factored;
-mod a3_distillation;
-mod a4_relational_graph;
-mod attention_common;
 mod s1_aligned;
 mod s2_random;
 mod s3_shallow;

@@ -2,6 +2,10 @@
 //! mode reaches half its value at t = ln 2/(−ln(1−λ)) ≈ τ ln 2 whatever s: no plateaus, no ordering.
 //! Drawn beside S1's deep network on the same data and time axis.
 
+// Analyses return `ReproduceError`, which carries a config error with its origin, key and hint;
+// it happens at most once per experiment, so its size on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 use crate::claims::{claim, list, num};
 use crate::deep_linear::{deep_plan, History};
 use crate::figures::figure_ref;

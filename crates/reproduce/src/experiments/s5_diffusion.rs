@@ -14,6 +14,10 @@
 //! **RSMs.** Hidden codes at several times come from replaying the run (see
 //! [`crate::deep_linear`]): H = W¹ (column μ = item μ's code, items being one-hot), RSM = HᵀH.
 
+// Analyses return `ReproduceError`, which carries a config error with its origin, key and hint;
+// it happens at most once per experiment, so its size on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 use crate::claims::{claim, list};
 use crate::deep_linear::{analysis_error, deep_plan, mean, replay, step_label, History};
 use crate::figures::figure_ref;
@@ -274,7 +278,7 @@ fn tree_analysis(
     let mut series = Vec::new();
     let mut start = 0;
     for (l, level) in levels.iter().enumerate() {
-        for a in start..start + level.multiplicity {
+        for (a, &s_a) in s.iter().enumerate().skip(start).take(level.multiplicity) {
             series.push(Series {
                 name: if a == start {
                     format!("{} (λ = {:.3})", names[l], level.value)
@@ -282,7 +286,7 @@ fn tree_analysis(
                     String::new()
                 },
                 x: history.steps.clone(),
-                y: history.mode(id, a)?.iter().map(|v| v / s[a]).collect(),
+                y: history.mode(id, a)?.iter().map(|v| v / s_a).collect(),
                 dashed: false,
                 colour: Some(l),
             });

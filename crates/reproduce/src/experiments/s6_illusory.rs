@@ -3,6 +3,10 @@
 //! ŷ_{m,i}(t) = Σ_α a_α(t)·u_{α,m}·v_{α,i} rises while the broad modes switch on and falls when the
 //! fine mode does.
 
+// Analyses return `ReproduceError`, which carries a config error with its origin, key and hint;
+// it happens at most once per experiment, so its size on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 use crate::claims::{claim, num};
 use crate::deep_linear::{analysis_error, deep_plan, History};
 use crate::figures::figure_ref;

@@ -5,6 +5,10 @@
 //! The drift needs the initial weights, which the run does not store: they are rebuilt exactly from
 //! the instance key, and the weights along the way are replayed (see [`crate::deep_linear`]).
 
+// Analyses return `ReproduceError`, which carries a config error with its origin, key and hint;
+// it happens at most once per experiment, so its size on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 use crate::claims::{claim, num};
 use crate::deep_linear::{deep_plan, replay};
 use crate::figures::figure_ref;
