@@ -176,11 +176,6 @@ pub const POLYTOPE_FRACTIONS: [(&str, f64); 6] = [
     ("hexagon", 1.0 / 3.0),
 ];
 
-/// Norm of a represented feature whose bias is b &lt; 0: ‖W_i‖ ≈ 1/(1 − b).
-pub fn norm_with_negative_bias(bias: f64) -> f64 {
-    1.0 / (1.0 - bias)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
