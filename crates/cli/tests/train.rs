@@ -250,6 +250,39 @@ fn bad_configs_exit_2_name_the_field_and_write_nothing() {
 }
 
 #[test]
+fn inspect_summarises_runs_of_every_family() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (preset, needle) in [
+        ("s1-aligned", "residual"),
+        ("a1-regression", "planted_share"),
+    ] {
+        let out = tmp.path().join(preset);
+        ok(&[
+            "train",
+            "--preset",
+            preset,
+            "--set",
+            "train.steps=50",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8(ok(&["inspect", out.to_str().unwrap()]).stdout).unwrap();
+        assert!(
+            text.contains("instance 0: loss") && text.contains("finished"),
+            "{preset}: {text}"
+        );
+        assert!(
+            text.contains(needle) || preset == "s1-aligned",
+            "{preset}: {text}"
+        );
+        assert!(
+            !text.contains("null"),
+            "{preset}: no toy-only columns: {text}"
+        );
+    }
+}
+
+#[test]
 fn presets_are_listed_with_descriptions() {
     let out = ok(&["presets"]);
     let text = String::from_utf8(out.stdout).unwrap();
