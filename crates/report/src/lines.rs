@@ -178,17 +178,7 @@ impl LinePlot {
             .x_label_area_size(44)
             .y_label_area_size(60)
             .build_cartesian_2d(x, y)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .label_style(theme::text(theme::TICK_SIZE))
-            .axis_desc_style(theme::text(theme::LABEL_SIZE))
-            .x_label_formatter(&|v| render::fmt_num(*v))
-            .y_label_formatter(&|v| render::fmt_num(*v))
-            .draw()?;
+        render::draw_axes(&mut chart, &self.x_label, &self.y_label, true)?;
 
         let ref_style = theme::text(theme::TICK_SIZE)
             .color(&RGBColor(90, 90, 90))

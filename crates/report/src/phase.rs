@@ -11,7 +11,6 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::render::{self, check_len, with_axes, DrawResult, Figure, Swatch};
-use crate::theme;
 use crate::{FigurePaths, ReportError};
 
 /// A named polyline in data coordinates (a theory boundary).
@@ -219,16 +218,7 @@ impl PhaseDiagram {
                 )
             })
         }))?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .label_style(theme::text(theme::TICK_SIZE))
-            .axis_desc_style(theme::text(theme::LABEL_SIZE))
-            .x_label_formatter(&|v| render::fmt_num(*v))
-            .y_label_formatter(&|v| render::fmt_num(*v))
-            .draw()?;
+        render::draw_axes(&mut chart, &self.x_label, &self.y_label, false)?;
         let (x_lo, x_hi) = (xe[0], xe[xe.len() - 1]);
         let (y_lo, y_hi) = (ye[0], ye[ye.len() - 1]);
         let inside = |&(px, py): &(f64, f64)| {

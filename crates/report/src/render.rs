@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -300,6 +301,37 @@ pub(crate) fn legend<DB: DrawingBackend>(
         }
         area.draw(&Text::new(label.clone(), (x + 26, y), style.clone()))?;
     }
+    Ok(())
+}
+
+/// Draws the axes of a numeric chart in the house style: tick labels by [`fmt_num`], axis
+/// descriptions, and either a light grid (`grid`) or none. One place for every x–y figure
+/// (line plots, scatter plots, phase diagrams), so they look alike.
+pub(crate) fn draw_axes<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    x_label: &str,
+    y_label: &str,
+    grid: bool,
+) -> DrawResult
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut mesh = chart.configure_mesh();
+    if grid {
+        mesh.light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225));
+    } else {
+        mesh.disable_mesh();
+    }
+    mesh.x_desc(x_label)
+        .y_desc(y_label)
+        .label_style(theme::text(theme::TICK_SIZE))
+        .axis_desc_style(theme::text(theme::LABEL_SIZE))
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
+        .draw()?;
     Ok(())
 }
 

@@ -98,17 +98,7 @@ impl ScatterPlot {
             .x_label_area_size(44)
             .y_label_area_size(60)
             .build_cartesian_2d(x, y)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .label_style(theme::text(theme::TICK_SIZE))
-            .axis_desc_style(theme::text(theme::LABEL_SIZE))
-            .x_label_formatter(&|v| render::fmt_num(*v))
-            .y_label_formatter(&|v| render::fmt_num(*v))
-            .draw()?;
+        render::draw_axes(&mut chart, &self.x_label, &self.y_label, true)?;
         chart.draw_series(self.drawable().map(|(i, p)| {
             let c = match self.colour_values.get(i) {
                 Some(&v) => self.colormap.map_range(v, self.colour_range),
