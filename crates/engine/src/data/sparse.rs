@@ -5,11 +5,22 @@
 //! flattened (example, feature) sequence are geometric, so one uniform draw and one logarithm give the
 //! next non-zero. The cost of a batch is O(non-zeros + groups), not O(Bn).
 //!
+//! Above [`BERNOULLI_DENSITY`] the logarithm per non-zero costs more than testing every trial: an
+//! independent group then compares 32-bit draws of a [`LaneRng`] (16 trials per step of eight
+//! vectorised generators) with ⌊p·2³²⌉ and visits the successes with bit scans. Both paths draw each
+//! success's value after its position, and both are functions of the instance's stream only.
+//!
 //! A batch is stored as compressed rows ([`SparseBatch`]): the non-zeros of example b are
 //! `feature[row_start[b]..row_start[b+1]]` with their `value`s, in increasing feature order.
 
-use crate::rng::StreamRng;
+use crate::rng::{LaneRng, StreamRng, RNG_LANES};
 use std::ops::Range;
+
+/// Density from which an independent group tests every trial ([`bernoulli_trials`]) instead of
+/// drawing geometric gaps ([`GeometricSkipper`]). Measured with `tms bench --threads 1`: a geometric
+/// gap costs about 15 ns per non-zero (a logarithm, two draws), a tested trial about 0.2 ns plus
+/// 3 ns per success, so the trials win from p ≈ 0.013 on; 1/64 keeps a margin.
+pub const BERNOULLI_DENSITY: f64 = 1.0 / 64.0;
 
 /// How values of an active feature are drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,6 +268,7 @@ impl FeatureDistribution {
         };
         // Fast path: one group means the flattened (example, feature) order is already row order.
         let single = self.groups.len() == 1;
+        let mut generators: Option<TrialGenerators> = None;
         for group in &self.groups {
             let features = group.features();
             let width = features.len();
@@ -266,6 +278,16 @@ impl FeatureDistribution {
                 _ => 1,
             };
             let total_units = batch_size * units_per_row;
+            if let FeatureGroup::Independent { .. } = group {
+                if (BERNOULLI_DENSITY..1.0).contains(&unit_density) {
+                    let generators = generators.get_or_insert_with(|| TrialGenerators {
+                        trials: LaneRng::seeded_from(rng),
+                        values: LaneRng::seeded_from(rng),
+                    });
+                    bernoulli_trials(generators, unit_density, batch_size, features, signed, out);
+                    continue;
+                }
+            }
             let mut position = GeometricSkipper::new(unit_density, total_units, rng);
             if let FeatureGroup::Independent { .. } = group {
                 // The same draws in the same order as the general loop below, but the (row, column)
@@ -317,6 +339,343 @@ impl FeatureDistribution {
         let mut b = SparseBatch::default();
         self.sample_into(rng, batch_size, &mut b);
         b
+    }
+}
+
+/// Trials per block: one step of a [`LaneRng`] gives 16 32-bit draws.
+const BLOCK: usize = 2 * RNG_LANES;
+
+/// The two vectorised generators of a batch's tested trials: one decides the trials, the other
+/// draws the successes' values. Seeded from the instance's stream (64 words) at the first
+/// independent group that tests trials, and shared by the batch's later groups.
+struct TrialGenerators {
+    trials: LaneRng,
+    values: LaneRng,
+}
+
+/// The non-zeros of an independent group of features `features` with density p over `batch_size`
+/// examples, by testing every trial. Trial u (example u / w, feature u mod w, w the group's width)
+/// succeeds when its 32-bit draw is below ⌊p·2³²⌉ (success probability within 2⁻³² of p); the draws
+/// come 16 per step of `generators.trials`. In three passes, each a loop without branches on data
+/// except the last: (1) a 16-bit success mask per block of trials; (2) one value per success from
+/// `generators.values` (U[0, 1) from the top 24 bits, or 2U − 1 when `signed`; 16 per step);
+/// (3) the successes' positions by bit scans, in trial order, paired with the values in order.
+fn bernoulli_trials(
+    generators: &mut TrialGenerators,
+    density: f64,
+    batch_size: usize,
+    features: Range<usize>,
+    signed: bool,
+    out: &mut SparseBatch,
+) {
+    let width = features.len();
+    let total = batch_size * width;
+    let threshold = (density * 4_294_967_296.0).round().min(u32::MAX as f64) as u32;
+    let mut masks = std::mem::take(&mut out.scratch_masks);
+    masks.clear();
+    masks.resize(total.div_ceil(BLOCK), 0);
+    vectorised::trial_masks(&mut generators.trials, threshold, &mut masks);
+    if !total.is_multiple_of(BLOCK) {
+        // The last block's trials past `total` do not exist.
+        if let Some(last) = masks.last_mut() {
+            *last &= ((1u32 << (total % BLOCK)) - 1) as u16;
+        }
+    }
+    let successes: usize = masks.iter().map(|m| m.count_ones() as usize).sum();
+    let mut values = std::mem::take(&mut out.scratch_values);
+    values.clear();
+    values.resize(successes.div_ceil(BLOCK) * BLOCK, 0.0);
+    vectorised::uniform_values(&mut generators.values, signed, &mut values);
+    // Trial `column + q` of a row is (row + rows[column + q], columns[column + q]) for q ≤ 16: a
+    // table instead of a data-dependent loop (whose mispredicted exits cost more than the rest).
+    let (mut rows, mut columns) = (
+        std::mem::take(&mut out.scratch_rows),
+        std::mem::take(&mut out.scratch_columns),
+    );
+    rows.clear();
+    columns.clear();
+    for v in 0..width + BLOCK + 1 {
+        rows.push((v / width) as u32);
+        columns.push((features.start + v % width) as u32);
+    }
+    // Success k (in trial order) is non-zero k of the group, with value k. The position pass may
+    // write up to BLOCK entries past the last success: room is made, then cut.
+    let first = out.feature.len();
+    let end = first + successes;
+    out.row.resize(end + BLOCK, 0);
+    out.feature.resize(end + BLOCK, 0);
+    let written = vectorised::positions(
+        &masks,
+        &rows,
+        &columns,
+        features.start,
+        &mut out.row[first..],
+        &mut out.feature[first..],
+    );
+    debug_assert_eq!(written, successes);
+    out.row.truncate(end);
+    out.feature.truncate(end);
+    out.value.extend_from_slice(&values[..successes]);
+    out.scratch_rows = rows;
+    out.scratch_columns = columns;
+    out.scratch_masks = masks;
+    out.scratch_values = values;
+}
+
+/// The vectorised passes of [`bernoulli_trials`]: a portable copy (plain loops over [`LaneRng`])
+/// and an AVX2 copy (the eight lanes in two 256-bit registers per state word). Integer arithmetic
+/// and exact conversions: both copies produce the same bits (a test checks it).
+mod vectorised {
+    use super::BLOCK;
+    use crate::rng::LaneRng;
+
+    /// masks[k] bit q = 1 iff draw q of step k of `lanes` is below `threshold`.
+    pub(super) fn trial_masks(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::has_avx2_fma() {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { avx2::trial_masks(lanes, threshold, masks) };
+            return;
+        }
+        trial_masks_portable(lanes, threshold, masks);
+    }
+
+    /// `values` (a multiple of 16 long) ← U[0, 1) from the top 24 bits of successive draws of
+    /// `lanes`, or 2U − 1 when `signed`.
+    pub(super) fn uniform_values(lanes: &mut LaneRng, signed: bool, values: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::has_avx2_fma() {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { avx2::uniform_values(lanes, signed, values) };
+            return;
+        }
+        uniform_values_portable(lanes, signed, values);
+    }
+
+    /// The (row, feature) of every success, in trial order: block k's trial q is at column
+    /// `column_k + q` of row `row_k`, i.e. (row_k + rows[column_k + q], columns[column_k + q]);
+    /// (row, column) advance by 16 trials per block through the same tables. `rows` and `columns`
+    /// have width + 17 entries (columns hold absolute features; `start` is the group's first).
+    /// Writes into `out_rows` and `out_features`, which need 16 entries of room past the last
+    /// success; returns the number of successes.
+    pub(super) fn positions(
+        masks: &[u16],
+        rows: &[u32],
+        columns: &[u32],
+        start: usize,
+        out_rows: &mut [u32],
+        out_features: &mut [u32],
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present (checked just above).
+            return unsafe {
+                avx512::positions(masks, rows, columns, start, out_rows, out_features)
+            };
+        }
+        positions_portable(masks, rows, columns, start, out_rows, out_features)
+    }
+
+    pub(super) fn positions_portable(
+        masks: &[u16],
+        rows: &[u32],
+        columns: &[u32],
+        start: usize,
+        out_rows: &mut [u32],
+        out_features: &mut [u32],
+    ) -> usize {
+        let (mut row, mut column, mut k) = (0u32, 0usize, 0usize);
+        for &mask in masks {
+            let mut bits = mask as u32;
+            while bits != 0 {
+                let v = column + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                out_rows[k] = row + rows[v];
+                out_features[k] = columns[v];
+                k += 1;
+            }
+            row += rows[column + BLOCK];
+            column = columns[column + BLOCK] as usize - start;
+        }
+        k
+    }
+
+    pub(super) fn trial_masks_portable(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
+        for mask in masks {
+            let draws = lanes.next_halves();
+            let mut bits = 0u16;
+            for (q, &d) in draws.iter().enumerate() {
+                bits |= ((d < threshold) as u16) << q;
+            }
+            *mask = bits;
+        }
+    }
+
+    pub(super) fn uniform_values_portable(lanes: &mut LaneRng, signed: bool, values: &mut [f32]) {
+        assert!(values.len().is_multiple_of(BLOCK));
+        for chunk in values.chunks_exact_mut(BLOCK) {
+            for (v, &d) in chunk.iter_mut().zip(&lanes.next_halves()) {
+                let u = (d >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+                *v = if signed { 2.0 * u - 1.0 } else { u };
+            }
+        }
+    }
+
+    /// [`super::positions`] with AVX-512 compress: the 16 candidate (row, feature) pairs of a block
+    /// are loaded from the tables and the successes' packed to the front, branch-free.
+    #[cfg(target_arch = "x86_64")]
+    mod avx512 {
+        use super::BLOCK;
+        use std::arch::x86_64::*;
+
+        /// # Safety
+        /// The CPU must support AVX-512F. (Every memory access is checked by the asserts below.)
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn positions(
+            masks: &[u16],
+            rows: &[u32],
+            columns: &[u32],
+            start: usize,
+            out_rows: &mut [u32],
+            out_features: &mut [u32],
+        ) -> usize {
+            let width = columns.len() - BLOCK - 1;
+            assert!(rows.len() == columns.len() && width > 0);
+            let successes: usize = masks.iter().map(|m| m.count_ones() as usize).sum();
+            assert!(out_rows.len() >= successes + BLOCK && out_features.len() >= successes + BLOCK);
+            let (mut row, mut column, mut k) = (0u32, 0usize, 0usize);
+            for &mask in masks {
+                // SAFETY: column < width, so column + 16 ≤ width + 16 < len of the tables; k ≤
+                // successes, so k + 16 ≤ len of the outputs (asserted above).
+                let r = _mm512_loadu_si512(rows.as_ptr().add(column) as *const _);
+                let f = _mm512_loadu_si512(columns.as_ptr().add(column) as *const _);
+                let r = _mm512_add_epi32(r, _mm512_set1_epi32(row as i32));
+                _mm512_storeu_si512(
+                    out_rows.as_mut_ptr().add(k) as *mut _,
+                    _mm512_maskz_compress_epi32(mask, r),
+                );
+                _mm512_storeu_si512(
+                    out_features.as_mut_ptr().add(k) as *mut _,
+                    _mm512_maskz_compress_epi32(mask, f),
+                );
+                k += mask.count_ones() as usize;
+                row += rows[column + BLOCK];
+                column = columns[column + BLOCK] as usize - start;
+            }
+            k
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub(super) mod avx2 {
+        use super::BLOCK;
+        use crate::rng::{LaneRng, RNG_LANES};
+        use std::arch::x86_64::*;
+
+        /// The state in registers: word w of lanes 0–3 in `[w][0]`, of lanes 4–7 in `[w][1]`.
+        type State = [[__m256i; 2]; 4];
+
+        #[target_feature(enable = "avx2")]
+        unsafe fn load(lanes: &mut LaneRng) -> State {
+            let words = lanes.words();
+            let mut s = [[_mm256_setzero_si256(); 2]; 4];
+            for w in 0..4 {
+                for h in 0..2 {
+                    // SAFETY: words[w] holds 8 u64; lanes 4h..4h+4 are in bounds.
+                    s[w][h] = _mm256_loadu_si256(words[w].as_ptr().add(4 * h) as *const __m256i);
+                }
+            }
+            s
+        }
+
+        #[target_feature(enable = "avx2")]
+        unsafe fn store(lanes: &mut LaneRng, s: &State) {
+            let words = lanes.words();
+            for w in 0..4 {
+                for h in 0..2 {
+                    // SAFETY: as in `load`.
+                    _mm256_storeu_si256(words[w].as_mut_ptr().add(4 * h) as *mut __m256i, s[w][h]);
+                }
+            }
+        }
+
+        /// One xoshiro256++ step of four lanes (`h` selects which four): [`LaneRng::next_words`].
+        #[inline(always)]
+        unsafe fn step(s: &mut State, h: usize) -> __m256i {
+            let rotl = |x: __m256i, k: i32| {
+                _mm256_or_si256(
+                    _mm256_sll_epi64(x, _mm_cvtsi32_si128(k)),
+                    _mm256_srl_epi64(x, _mm_cvtsi32_si128(64 - k)),
+                )
+            };
+            let sum = _mm256_add_epi64(s[0][h], s[3][h]);
+            let result = _mm256_add_epi64(rotl(sum, 23), s[0][h]);
+            let t = _mm256_slli_epi64::<17>(s[1][h]);
+            s[2][h] = _mm256_xor_si256(s[2][h], s[0][h]);
+            s[3][h] = _mm256_xor_si256(s[3][h], s[1][h]);
+            s[1][h] = _mm256_xor_si256(s[1][h], s[2][h]);
+            s[0][h] = _mm256_xor_si256(s[0][h], s[3][h]);
+            s[2][h] = _mm256_xor_si256(s[2][h], t);
+            s[3][h] = rotl(s[3][h], 45);
+            result
+        }
+
+        /// [`super::trial_masks`]: unsigned d < threshold as a signed comparison of d ⊕ 2³¹.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2.
+        #[target_feature(enable = "avx2")]
+        pub(in super::super) unsafe fn trial_masks(
+            lanes: &mut LaneRng,
+            threshold: u32,
+            masks: &mut [u16],
+        ) {
+            debug_assert_eq!(BLOCK, 2 * RNG_LANES);
+            let mut s = load(lanes);
+            let bias = _mm256_set1_epi32(i32::MIN);
+            let limit = _mm256_set1_epi32((threshold ^ 0x8000_0000) as i32);
+            for mask in masks {
+                let mut bits = 0u32;
+                for h in 0..2 {
+                    let draws = _mm256_xor_si256(step(&mut s, h), bias);
+                    let below = _mm256_cmpgt_epi32(limit, draws);
+                    bits |= (_mm256_movemask_ps(_mm256_castsi256_ps(below)) as u32) << (8 * h);
+                }
+                *mask = bits as u16;
+            }
+            store(lanes, &s);
+        }
+
+        /// [`super::uniform_values`]: (d >> 8) converted exactly, times 2⁻²⁴ (exact), then 2u − 1
+        /// (exact: u has 24 significant bits).
+        ///
+        /// # Safety
+        /// The CPU must support AVX2.
+        #[target_feature(enable = "avx2")]
+        pub(in super::super) unsafe fn uniform_values(
+            lanes: &mut LaneRng,
+            signed: bool,
+            values: &mut [f32],
+        ) {
+            assert!(values.len().is_multiple_of(BLOCK));
+            let mut s = load(lanes);
+            let scale = _mm256_set1_ps(1.0 / (1u32 << 24) as f32);
+            let one = _mm256_set1_ps(1.0);
+            for chunk in values.chunks_exact_mut(BLOCK) {
+                for h in 0..2 {
+                    let draws = step(&mut s, h);
+                    let u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32::<8>(draws)), scale);
+                    let v = if signed {
+                        _mm256_sub_ps(_mm256_add_ps(u, u), one)
+                    } else {
+                        u
+                    };
+                    // SAFETY: chunk holds 16 f32; 8h + 8 ≤ 16.
+                    _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * h), v);
+                }
+            }
+            store(lanes, &s);
+        }
     }
 }
 
@@ -378,11 +737,17 @@ pub struct SparseBatch {
     pub feature: Vec<u32>,
     /// Value of each non-zero.
     pub value: Vec<f32>,
-    /// Scratch: row of each pushed non-zero before sorting.
-    pending_row: Vec<u32>,
+    /// Example (row) of each non-zero: `row[k] = b` for every k in `row_start[b]..row_start[b+1]`
+    /// (the coordinate form of the same batch, for passes that run over the non-zeros flat).
+    pub row: Vec<u32>,
     scratch_feature: Vec<u32>,
     scratch_value: Vec<f32>,
     scratch_counts: Vec<u32>,
+    /// Scratch of the tested trials: success masks and values.
+    scratch_masks: Vec<u16>,
+    scratch_values: Vec<f32>,
+    scratch_rows: Vec<u32>,
+    scratch_columns: Vec<u32>,
 }
 
 impl SparseBatch {
@@ -433,12 +798,12 @@ impl SparseBatch {
         self.row_start.resize(batch_size + 1, 0);
         self.feature.clear();
         self.value.clear();
-        self.pending_row.clear();
+        self.row.clear();
     }
 
     #[inline]
     fn push_unsorted(&mut self, row: usize, feature: usize, value: f32) {
-        self.pending_row.push(row as u32);
+        self.row.push(row as u32);
         self.feature.push(feature as u32);
         self.value.push(value);
     }
@@ -451,7 +816,7 @@ impl SparseBatch {
         let mut counts = std::mem::take(&mut self.scratch_counts);
         counts.clear();
         counts.resize(b + 1, 0);
-        for &r in &self.pending_row {
+        for &r in &self.row {
             counts[r as usize + 1] += 1;
         }
         for i in 0..b {
@@ -467,7 +832,7 @@ impl SparseBatch {
         self.scratch_value.resize(nnz, 0.0);
         let mut cursor = counts;
         for k in 0..nnz {
-            let r = self.pending_row[k] as usize;
+            let r = self.row[k] as usize;
             let dst = cursor[r] as usize;
             cursor[r] += 1;
             self.scratch_feature[dst] = self.feature[k];
@@ -475,6 +840,11 @@ impl SparseBatch {
         }
         std::mem::swap(&mut self.feature, &mut self.scratch_feature);
         std::mem::swap(&mut self.value, &mut self.scratch_value);
+        // Rows in sorted order: row b repeated row_start[b+1] − row_start[b] times.
+        for example in 0..b {
+            let r = self.row_start[example] as usize..self.row_start[example + 1] as usize;
+            self.row[r].fill(example as u32);
+        }
         self.scratch_counts = cursor;
     }
 }
@@ -558,17 +928,126 @@ mod tests {
         (rows, features, values)
     }
 
+    /// The tested-trials path in its plainest form: trial u = (example u / w, feature u mod w) is
+    /// drawn one 32-bit value at a time (the scalar [`LaneRng::next_halves`]), succeeds below the
+    /// threshold, and takes the next value of the value generator. No masks, tables or bit scans.
+    fn bernoulli_by_trial(
+        width: usize,
+        p: f64,
+        batch_size: usize,
+        rng: &mut StreamRng,
+        signed: bool,
+    ) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+        let mut trials = LaneRng::seeded_from(rng);
+        let mut value_draws = LaneRng::seeded_from(rng);
+        let threshold = (p * 4_294_967_296.0).round() as u64;
+        let (mut rows, mut features, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        let mut block = trials.next_halves();
+        let mut value_block = value_draws.next_halves();
+        let mut next_value = 0;
+        for u in 0..batch_size * width {
+            if u > 0 && u % BLOCK == 0 {
+                block = trials.next_halves();
+            }
+            if (block[u % BLOCK] as u64) < threshold {
+                if next_value == BLOCK {
+                    value_block = value_draws.next_halves();
+                    next_value = 0;
+                }
+                let unit = (value_block[next_value] >> 8) as f32 / 16_777_216.0;
+                next_value += 1;
+                rows.push((u / width) as u32);
+                features.push((u % width) as u32);
+                values.push(if signed { 2.0 * unit - 1.0 } else { unit });
+            }
+        }
+        (rows, features, values)
+    }
+
+    #[test]
+    fn tested_trials_equal_the_trial_by_trial_twin() {
+        for &(n, p, signed) in &[
+            (1, 0.5, false),
+            (5, 0.05, false),
+            (20, 0.1, true),
+            (7, 0.9, false),
+            (16, 0.3, true),
+            (33, 0.02, false),
+            (400, 0.016, false),
+        ] {
+            assert!((BERNOULLI_DENSITY..1.0).contains(&p));
+            let range = if signed {
+                ValueRange::Signed
+            } else {
+                ValueRange::Unit
+            };
+            let dist = FeatureDistribution::uniform(n, p, range).unwrap();
+            // 301 examples: the last block of trials is partial for every width here but 16.
+            let mut a = StreamRng::seed_from_u64(n as u64);
+            let mut b = a.clone();
+            let batch = dist.sample(&mut a, 301);
+            let (rows, features, values) = bernoulli_by_trial(n, p, 301, &mut b, signed);
+            assert_eq!(batch.row, rows, "n={n} p={p}");
+            assert_eq!(batch.feature, features, "n={n} p={p}");
+            assert_eq!(batch.value, values, "n={n} p={p}");
+            assert_eq!(a, b, "the same number of draws from the stream");
+            assert!(!values.is_empty());
+        }
+    }
+
+    #[test]
+    fn vectorised_passes_equal_their_portable_copies() {
+        let mut rng = StreamRng::seed_from_u64(3);
+        let lanes = LaneRng::seeded_from(&mut rng);
+        for threshold in [0, 1, 1 << 31, 429_496_730, u32::MAX] {
+            let (mut fast, mut portable) = (lanes.clone(), lanes.clone());
+            let (mut a, mut b) = (vec![0u16; 200], vec![0u16; 200]);
+            vectorised::trial_masks(&mut fast, threshold, &mut a);
+            vectorised::trial_masks_portable(&mut portable, threshold, &mut b);
+            assert_eq!(a, b, "threshold {threshold}");
+            assert_eq!(fast.next_words(), portable.next_words());
+        }
+        for signed in [false, true] {
+            let (mut fast, mut portable) = (lanes.clone(), lanes.clone());
+            let (mut a, mut b) = (vec![0f32; 160], vec![0f32; 160]);
+            vectorised::uniform_values(&mut fast, signed, &mut a);
+            vectorised::uniform_values_portable(&mut portable, signed, &mut b);
+            assert_eq!(a, b);
+            assert_eq!(fast.next_words(), portable.next_words());
+        }
+        for width in [1usize, 5, 16, 20, 37] {
+            let mut masks = vec![0u16; 300];
+            vectorised::trial_masks(&mut lanes.clone(), 1 << 30, &mut masks);
+            let rows: Vec<u32> = (0..width + BLOCK + 1).map(|v| (v / width) as u32).collect();
+            let columns: Vec<u32> = (0..width + BLOCK + 1)
+                .map(|v| (3 + v % width) as u32)
+                .collect();
+            let room = 300 * BLOCK + BLOCK;
+            let (mut ra, mut fa, mut rb, mut fb) =
+                (vec![0; room], vec![0; room], vec![0; room], vec![0; room]);
+            let ka = vectorised::positions(&masks, &rows, &columns, 3, &mut ra, &mut fa);
+            let kb = vectorised::positions_portable(&masks, &rows, &columns, 3, &mut rb, &mut fb);
+            assert_eq!(ka, kb);
+            assert_eq!(
+                (&ra[..ka], &fa[..ka]),
+                (&rb[..kb], &fb[..kb]),
+                "width {width}"
+            );
+        }
+    }
+
     #[test]
     fn incremental_positions_equal_division() {
+        // Densities that draw geometric gaps (below BERNOULLI_DENSITY, or 1).
         for &(n, p) in &[
-            (1, 0.5),
-            (5, 0.05),
-            (20, 0.1),
-            (7, 0.9),
+            (1, 0.01),
+            (5, 0.012),
+            (20, 0.015),
             (1000, 0.001),
             (3, 0.0005),
             (400, 1.0),
         ] {
+            assert!(p < BERNOULLI_DENSITY || p == 1.0);
             let dist = FeatureDistribution::uniform(n, p, ValueRange::Unit).unwrap();
             let mut a = StreamRng::seed_from_u64(n as u64);
             let mut b = a.clone();
