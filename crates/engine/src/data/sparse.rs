@@ -540,16 +540,24 @@ mod vectorised {
             out_features: &mut [u32],
         ) -> usize {
             let width = columns.len() - BLOCK - 1;
-            assert!(rows.len() == columns.len() && width > 0);
+            assert!(rows.len() == columns.len() && width > 0 && columns[0] as usize == start);
+            assert!(masks.len() * BLOCK < 1 << 50);
             let successes: usize = masks.iter().map(|m| m.count_ones() as usize).sum();
             assert!(out_rows.len() >= successes + BLOCK && out_features.len() >= successes + BLOCK);
-            let (mut row, mut column, mut k) = (0u32, 0usize, 0usize);
-            for &mask in masks {
+            let inverse_width = 1.0 / width as f64;
+            let mut k = 0usize;
+            for (block, &mask) in masks.iter().enumerate() {
+                // (row, column) of the block's first trial s = 16·block, computed afresh for every
+                // block so that blocks do not wait on each other: ⌊(s + ½)/w⌋ in f64 is exact, as
+                // (s + ½)/w is ≥ ½/w from an integer and its relative error is ≤ 2⁻⁵² (s < 2⁵⁰).
+                let first = block * BLOCK;
+                let row = ((first as f64 + 0.5) * inverse_width) as usize;
+                let column = first - row * width;
                 // SAFETY: column < width, so column + 16 ≤ width + 16 < len of the tables; k ≤
                 // successes, so k + 16 ≤ len of the outputs (asserted above).
                 let r = _mm512_loadu_si512(rows.as_ptr().add(column) as *const _);
                 let f = _mm512_loadu_si512(columns.as_ptr().add(column) as *const _);
-                let r = _mm512_add_epi32(r, _mm512_set1_epi32(row as i32));
+                let r = _mm512_add_epi32(r, _mm512_set1_epi32(row as u32 as i32));
                 _mm512_storeu_si512(
                     out_rows.as_mut_ptr().add(k) as *mut _,
                     _mm512_maskz_compress_epi32(mask, r),
@@ -559,8 +567,6 @@ mod vectorised {
                     _mm512_maskz_compress_epi32(mask, f),
                 );
                 k += mask.count_ones() as usize;
-                row += rows[column + BLOCK];
-                column = columns[column + BLOCK] as usize - start;
             }
             k
         }
