@@ -10,7 +10,9 @@ use std::process::Command;
 const KNOWN_DEVIATIONS: &[(&str, &str)] = &[(
     "E9.correlated_jumps_at_loss_drops",
     "the correlated triples reorganise gradually around step 10³ while the loss falls steadily; \
-     only the final jump to the octahedron coincides with a loss drop",
+     only the final jump to the octahedron coincides with a loss drop. Seed-dependent, not a \
+     setting: over 20 seeds 11 pass (seed 0 does not), and 6–13 of 20 at densities 0.01–0.1, \
+     batches 1024–16384, lr 3e-4–3e-3 or plain Adam (e9-correlated.toml)",
 )];
 
 #[test]
