@@ -28,6 +28,19 @@
 
 pub mod toy;
 
+/// Whether the CPU has AVX-512F and AVX-512VL (32 vector registers for 256-bit code).
+#[inline]
+pub(crate) fn has_avx512vl() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether the CPU has AVX2 and FMA, so that the `#[target_feature]` copies of the kernels may run.
 #[inline]
 pub(crate) fn has_avx2_fma() -> bool {

@@ -482,7 +482,37 @@ fn small_tile<const M: usize>(
     let linear = !p.kind.relu_output();
     let mask = &mask[..used];
     let mut sum = 0.0f64;
-    for i in 0..n {
+    // Features two at a time where the CPU has 32 vector registers (AVX-512VL): h and dh are
+    // loaded once per pair. Each feature's sums, and dh's updates in feature order, are those of
+    // the one-feature sweep, so the result is the same to the bit.
+    let mut paired = 0;
+    #[cfg(target_arch = "x86_64")]
+    if p.variant == Variant::Avx2 && M <= 6 && super::has_avx512vl() {
+        while paired + 2 <= n {
+            let i = paired;
+            let d = &p.decoder[i * M..i * M + 2 * M];
+            let yi = &y[i * tile..i * tile + tile + used];
+            let features = avx512::Pair {
+                bias: [p.bias[i], p.bias[i + 1]],
+                coefficient: [p.coefficient[i], p.coefficient[i + 1]],
+            };
+            // SAFETY: AVX2, FMA (the Avx2 variant) and AVX-512VL (checked just above).
+            let out = unsafe {
+                avx512::feature_pair_sweep::<M>(
+                    h, dhidden, tile, used, d, features, linear, yi, mask,
+                )
+            };
+            for (f, (e2, db, dd)) in out.into_iter().enumerate() {
+                sum += p.importance[i + f] as f64 * e2 as f64;
+                g[p.bias_at + i + f] += db;
+                for k in 0..M {
+                    g[p.decoder_at + (i + f) * M + k] += dd[k];
+                }
+            }
+            paired += 2;
+        }
+    }
+    for i in paired..n {
         let d = &p.decoder[i * M..i * M + M];
         let c = p.coefficient[i];
         let yi = &y[i * tile..i * tile + used];
@@ -714,6 +744,23 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
         for t in 0..t_len {
             let dz_row = &z[t * n..t * n + n];
             let h_t = &h[t * m..t * m + m];
+            #[cfg(target_arch = "x86_64")]
+            if p.variant == Variant::Avx2 {
+                let (decoder_and_bias, _) = g.split_at_mut(p.bias_at + n);
+                let (g_decoder, g_bias) = decoder_and_bias.split_at_mut(p.bias_at);
+                // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
+                unsafe {
+                    avx2::sparse_decoder_backward(
+                        dz_row,
+                        h_t,
+                        p.decoder,
+                        &mut g_decoder[p.decoder_at..p.decoder_at + n * m],
+                        &mut g_bias[..n],
+                        &mut dhidden[t * m..t * m + m],
+                    )
+                };
+                continue;
+            }
             // Branch-free compaction of the indices with dz ≠ 0 (a data-dependent branch per
             // output would mispredict on every other active one).
             let mut count = 0;
@@ -839,12 +886,194 @@ fn lane_sum(v: &[f32; LANES]) -> f32 {
     ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
 }
 
+/// The small-m sweep over two features at once, for CPUs with AVX-512VL (32 vector registers hold
+/// both features' accumulators); 256-bit vectors, the same operations as [`avx2::feature_sweep`].
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{lane_sum, LANES};
+    use std::arch::x86_64::*;
+
+    /// The two features' constants: b_i and c_i.
+    #[derive(Clone, Copy)]
+    pub(super) struct Pair {
+        pub bias: [f32; 2],
+        pub coefficient: [f32; 2],
+    }
+
+    /// Features i and i + 1 of [`super::small_tile`] over lanes 0..used, 8 at a time. For each
+    /// feature f: z = b_f + Σ_k D_fk h_k; on = 1[z > 0 or linear]; err = (z·on − y_f) ⊙ mask;
+    /// dz_f = c_f err ⊙ on; then dh_k += D_ik dz_i and dh_k += D_(i+1)k dz_(i+1), in that order.
+    /// Returns per feature (Σ err², Σ dz, [Σ dz h_k]_k) summed over lanes in [`lane_sum`]'s order.
+    /// d holds the two decoder rows [2, M]; y the two target rows at offsets 0 and `tile`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA, AVX-512F and AVX-512VL. (Memory accesses are checked by the
+    /// asserts below.)
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn feature_pair_sweep<const M: usize>(
+        h: &[f32],
+        dh: &mut [f32],
+        tile: usize,
+        used: usize,
+        d: &[f32],
+        features: Pair,
+        linear: bool,
+        y: &[f32],
+        mask: &[f32],
+    ) -> [(f32, f32, [f32; M]); 2] {
+        assert!(used.is_multiple_of(LANES) && used <= tile);
+        assert!(h.len() >= M * tile && dh.len() >= M * tile && d.len() == 2 * M);
+        assert!(y.len() >= tile + used && mask.len() >= used);
+        let zero = _mm256_setzero_ps();
+        let one = _mm256_set1_ps(1.0);
+        let all_on = if linear { one } else { zero };
+        let mut vd = [[zero; M]; 2];
+        for f in 0..2 {
+            for k in 0..M {
+                vd[f][k] = _mm256_set1_ps(d[f * M + k]);
+            }
+        }
+        let vb = [
+            _mm256_set1_ps(features.bias[0]),
+            _mm256_set1_ps(features.bias[1]),
+        ];
+        let vc = [
+            _mm256_set1_ps(features.coefficient[0]),
+            _mm256_set1_ps(features.coefficient[1]),
+        ];
+        let (mut e2, mut db) = ([zero; 2], [zero; 2]);
+        let mut dd = [[zero; M]; 2];
+        let (hp, dhp, yp, mp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr(), mask.as_ptr());
+        let mut t = 0;
+        while t < used {
+            // SAFETY (all loads and stores below): t + 8 ≤ used ≤ tile, so k·tile + t + 8 ≤ M·tile
+            // ≤ len of h and dh, tile + t + 8 ≤ len of y, and t + 8 ≤ len of mask (asserted above).
+            let mut hk = [zero; M];
+            for k in 0..M {
+                hk[k] = _mm256_loadu_ps(hp.add(k * tile + t));
+            }
+            let m = _mm256_loadu_ps(mp.add(t));
+            let mut dz = [zero; 2];
+            for f in 0..2 {
+                let mut z = vb[f];
+                for k in 0..M {
+                    z = _mm256_fmadd_ps(vd[f][k], hk[k], z);
+                }
+                let on = _mm256_or_ps(
+                    _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(z, zero), one),
+                    all_on,
+                );
+                let err = _mm256_mul_ps(
+                    _mm256_sub_ps(_mm256_mul_ps(z, on), _mm256_loadu_ps(yp.add(f * tile + t))),
+                    m,
+                );
+                e2[f] = _mm256_fmadd_ps(err, err, e2[f]);
+                dz[f] = _mm256_mul_ps(_mm256_mul_ps(vc[f], err), on);
+                db[f] = _mm256_add_ps(db[f], dz[f]);
+                for k in 0..M {
+                    dd[f][k] = _mm256_fmadd_ps(dz[f], hk[k], dd[f][k]);
+                }
+            }
+            for k in 0..M {
+                let at = dhp.add(k * tile + t);
+                let first = _mm256_fmadd_ps(dz[0], vd[0][k], _mm256_loadu_ps(at));
+                _mm256_storeu_ps(at, _mm256_fmadd_ps(dz[1], vd[1][k], first));
+            }
+            t += LANES;
+        }
+        let reduce = |v: __m256| {
+            let mut a = [0.0f32; LANES];
+            // SAFETY: a holds 8 f32.
+            _mm256_storeu_ps(a.as_mut_ptr(), v);
+            lane_sum(&a)
+        };
+        let mut out = [(0.0f32, 0.0f32, [0.0f32; M]); 2];
+        for f in 0..2 {
+            let mut sums = [0.0f32; M];
+            for k in 0..M {
+                sums[k] = reduce(dd[f][k]);
+            }
+            out[f] = (reduce(e2[f]), reduce(db[f]), sums);
+        }
+        out
+    }
+}
+
 /// The small-m sweep with AVX2 intrinsics: the portable version's passes fused into one, so that
 /// z, dz and the M accumulators stay in registers.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{lane_sum, LANES};
     use std::arch::x86_64::*;
+
+    /// The decoder backward of one example of [`super::large_tile`] when few dz are non-zero: for
+    /// every i with dz_i ≠ 0 (found 8 at a time by a vector comparison), in increasing i:
+    /// db_i += dz_i;  dD_i += dz_i h;  dh += dz_i D_i. Products are rounded before they are added
+    /// (no FMA), exactly as the portable loops, so both variants give the same bits.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2. (Every memory access is checked by the asserts below.)
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sparse_decoder_backward(
+        dz: &[f32],
+        h: &[f32],
+        decoder: &[f32],
+        g_decoder: &mut [f32],
+        g_bias: &mut [f32],
+        dh: &mut [f32],
+    ) {
+        let (n, m) = (dz.len(), h.len());
+        assert!(decoder.len() == n * m && g_decoder.len() == n * m);
+        assert!(g_bias.len() == n && dh.len() == m);
+        let full = m / LANES * LANES;
+        let zero = _mm256_setzero_ps();
+        let mut block = 0;
+        while block < n {
+            let bits = if block + LANES <= n {
+                // SAFETY: block + 8 ≤ n = len of dz.
+                let v = _mm256_loadu_ps(dz.as_ptr().add(block));
+                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, zero)) as u32
+            } else {
+                (block..n).fold(0u32, |b, i| b | ((dz[i] != 0.0) as u32) << (i - block))
+            };
+            let mut bits = bits;
+            while bits != 0 {
+                let i = block + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let d = dz[i];
+                g_bias[i] += d;
+                let vd = _mm256_set1_ps(d);
+                let (row, grad) = (
+                    decoder.as_ptr().add(i * m),
+                    g_decoder.as_mut_ptr().add(i * m),
+                );
+                let mut k = 0;
+                // SAFETY: k + 8 ≤ full ≤ m, and rows i·m..i·m + m lie within D and dD (i < n);
+                // h and dh hold m entries.
+                while k < full {
+                    let at = grad.add(k);
+                    let hk = _mm256_loadu_ps(h.as_ptr().add(k));
+                    _mm256_storeu_ps(
+                        at,
+                        _mm256_add_ps(_mm256_loadu_ps(at), _mm256_mul_ps(vd, hk)),
+                    );
+                    let dhk = dh.as_mut_ptr().add(k);
+                    let dk = _mm256_loadu_ps(row.add(k));
+                    _mm256_storeu_ps(
+                        dhk,
+                        _mm256_add_ps(_mm256_loadu_ps(dhk), _mm256_mul_ps(vd, dk)),
+                    );
+                    k += LANES;
+                }
+                for k in full..m {
+                    g_decoder[i * m + k] += d * h[k];
+                    dh[k] += d * decoder[i * m + k];
+                }
+            }
+            block += LANES;
+        }
+    }
 
     /// One feature i of [`super::small_tile`] over lanes 0..used, 8 at a time:
     /// z = b + Σ_k D_k h_k; on = 1[z > 0 or linear]; err = (z·on − y) ⊙ mask; dz = c err ⊙ on;
@@ -1247,6 +1476,72 @@ mod tests {
             Plan::new(&big, 600).chunk < 600,
             "a chunked case is covered"
         );
+    }
+
+    /// The two-feature sweep is the one-feature sweep twice, to the bit (sums and dh).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn paired_sweep_equals_two_single_sweeps() {
+        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+            return;
+        }
+        let mut rng = StreamRng::seed_from_u64(17);
+        let mut draw =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect() };
+        const M: usize = 5;
+        let (tile, used) = (64, 48);
+        let h = draw(M * tile);
+        let dh0 = draw(M * tile);
+        let d = draw(2 * M);
+        let y = draw(2 * tile);
+        let mut mask = vec![1.0f32; tile];
+        mask[40..].fill(0.0);
+        for linear in [false, true] {
+            let pair = avx512::Pair {
+                bias: [0.1, -0.2],
+                coefficient: [0.03, 0.05],
+            };
+            let mut dh_pair = dh0.clone();
+            // SAFETY: the CPU features were checked above.
+            let paired = unsafe {
+                avx512::feature_pair_sweep::<M>(
+                    &h,
+                    &mut dh_pair,
+                    tile,
+                    used,
+                    &d,
+                    pair,
+                    linear,
+                    &y,
+                    &mask,
+                )
+            };
+            let mut dh_single = dh0.clone();
+            for f in 0..2 {
+                // SAFETY: as above.
+                let single = unsafe {
+                    avx2::feature_sweep::<M>(
+                        &h,
+                        &mut dh_single,
+                        tile,
+                        used,
+                        &d[f * M..f * M + M],
+                        pair.bias[f],
+                        pair.coefficient[f],
+                        linear,
+                        &y[f * tile..f * tile + used],
+                        &mask,
+                    )
+                };
+                assert_eq!(single.0.to_bits(), paired[f].0.to_bits());
+                assert_eq!(single.1.to_bits(), paired[f].1.to_bits());
+                assert_eq!(single.2.map(f32::to_bits), paired[f].2.map(f32::to_bits));
+                assert!(single.0 > 0.0);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&dh_single), bits(&dh_pair));
+            assert_ne!(bits(&dh_single), bits(&dh0));
+        }
     }
 
     #[test]
