@@ -433,8 +433,13 @@ mod vectorised {
     pub(super) fn trial_masks(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
         #[cfg(target_arch = "x86_64")]
         if crate::kernels::has_avx2_fma() {
-            // SAFETY: AVX2 is present (checked just above).
-            unsafe { avx2::trial_masks(lanes, threshold, masks) };
+            if crate::kernels::has_avx512vl() {
+                // SAFETY: AVX2 and AVX-512VL are present (checked just above).
+                unsafe { avx2::trial_masks_avx512(lanes, threshold, masks) };
+            } else {
+                // SAFETY: AVX2 is present (checked just above).
+                unsafe { avx2::trial_masks(lanes, threshold, masks) };
+            }
             return;
         }
         trial_masks_portable(lanes, threshold, masks);
@@ -573,6 +578,8 @@ mod vectorised {
     }
 
     #[cfg(target_arch = "x86_64")]
+    // Index loops over the two halves address the four state words at once.
+    #[allow(clippy::needless_range_loop)]
     pub(super) mod avx2 {
         use super::BLOCK;
         use crate::rng::{LaneRng, RNG_LANES};
@@ -581,7 +588,7 @@ mod vectorised {
         /// The state in registers: word w of lanes 0–3 in `[w][0]`, of lanes 4–7 in `[w][1]`.
         type State = [[__m256i; 2]; 4];
 
-        #[target_feature(enable = "avx2")]
+        #[inline(always)]
         unsafe fn load(lanes: &mut LaneRng) -> State {
             let words = lanes.words();
             let mut s = [[_mm256_setzero_si256(); 2]; 4];
@@ -594,7 +601,7 @@ mod vectorised {
             s
         }
 
-        #[target_feature(enable = "avx2")]
+        #[inline(always)]
         unsafe fn store(lanes: &mut LaneRng, s: &State) {
             let words = lanes.words();
             for w in 0..4 {
@@ -636,6 +643,25 @@ mod vectorised {
             threshold: u32,
             masks: &mut [u16],
         ) {
+            trial_masks_body(lanes, threshold, masks)
+        }
+
+        /// [`trial_masks`] compiled with AVX-512VL as well: the same 256-bit operations, which the
+        /// compiler may fuse (rotations into one instruction, compare into a mask register).
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, AVX-512F and AVX-512VL.
+        #[target_feature(enable = "avx2,avx512f,avx512vl")]
+        pub(in super::super) unsafe fn trial_masks_avx512(
+            lanes: &mut LaneRng,
+            threshold: u32,
+            masks: &mut [u16],
+        ) {
+            trial_masks_body(lanes, threshold, masks)
+        }
+
+        #[inline(always)]
+        unsafe fn trial_masks_body(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
             debug_assert_eq!(BLOCK, 2 * RNG_LANES);
             let mut s = load(lanes);
             let bias = _mm256_set1_epi32(i32::MIN);
@@ -819,6 +845,19 @@ impl SparseBatch {
     /// groups' increasing feature order within a row.
     fn finish(&mut self, already_sorted: bool) {
         let b = self.row_start.len() - 1;
+        if already_sorted {
+            // row_start[r + 1] = 1 + the last k with row[k] = r (stores in order: the last wins, and
+            // no store waits on a load, unlike counting); then rows without non-zeros take the
+            // previous end (running maximum).
+            self.row_start.fill(0);
+            for (k, &r) in self.row.iter().enumerate() {
+                self.row_start[r as usize + 1] = k as u32 + 1;
+            }
+            for i in 0..b {
+                self.row_start[i + 1] = self.row_start[i + 1].max(self.row_start[i]);
+            }
+            return;
+        }
         let mut counts = std::mem::take(&mut self.scratch_counts);
         counts.clear();
         counts.resize(b + 1, 0);
@@ -829,10 +868,6 @@ impl SparseBatch {
             counts[i + 1] += counts[i];
         }
         self.row_start.copy_from_slice(&counts);
-        if already_sorted {
-            self.scratch_counts = counts;
-            return;
-        }
         let nnz = self.feature.len();
         self.scratch_feature.resize(nnz, 0);
         self.scratch_value.resize(nnz, 0.0);

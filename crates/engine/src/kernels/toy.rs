@@ -414,9 +414,14 @@ fn small_tile<const M: usize>(
         origin,
         ..
     } = s;
-    for buffer in [&mut *pre, &mut *dhidden, &mut *hidden] {
+    for buffer in [&mut *pre, &mut *dhidden] {
         buffer.clear();
         buffer.resize(M * tile, 0.0);
+    }
+    let relu_hidden = p.kind.relu_hidden();
+    if relu_hidden {
+        hidden.clear();
+        hidden.resize(M * tile, 0.0);
     }
     // The dense path reads x [n, T]; its targets are x itself unless the model is abs.
     let separate_y = !dense || p.kind == ToyKind::AbsoluteValue;
@@ -428,9 +433,12 @@ fn small_tile<const M: usize>(
         y.clear();
         y.resize(n * tile, 0.0);
     }
-    // z holds one feature's row of outputs, then of dz; its second half the squared errors.
-    z.clear();
-    z.resize(2 * tile, 0.0);
+    // z holds one feature's row of outputs, then of dz; its second half the squared errors
+    // (portable sweep only).
+    if p.variant == Variant::Portable {
+        z.clear();
+        z.resize(2 * tile, 0.0);
+    }
     // Lanes past the tile's examples are padding: their error is multiplied by 0.
     mask.clear();
     mask.resize(tile, 0.0);
@@ -471,7 +479,6 @@ fn small_tile<const M: usize>(
         }
     }
     let y: &[f32] = if separate_y { y } else { dense_x };
-    let relu_hidden = p.kind.relu_hidden();
     if relu_hidden {
         for (h, &v) in hidden.iter_mut().zip(pre.iter()) {
             *h = v.max(0.0);
@@ -889,6 +896,8 @@ fn lane_sum(v: &[f32; LANES]) -> f32 {
 /// The small-m sweep over two features at once, for CPUs with AVX-512VL (32 vector registers hold
 /// both features' accumulators); 256-bit vectors, the same operations as [`avx2::feature_sweep`].
 #[cfg(target_arch = "x86_64")]
+// Index loops over the M hidden dimensions address several register arrays at once.
+#[allow(clippy::needless_range_loop)]
 mod avx512 {
     use super::{lane_sum, LANES};
     use std::arch::x86_64::*;
@@ -1003,6 +1012,8 @@ mod avx512 {
 /// The small-m sweep with AVX2 intrinsics: the portable version's passes fused into one, so that
 /// z, dz and the M accumulators stay in registers.
 #[cfg(target_arch = "x86_64")]
+// Index loops over the M hidden dimensions address several register arrays at once.
+#[allow(clippy::needless_range_loop)]
 mod avx2 {
     use super::{lane_sum, LANES};
     use std::arch::x86_64::*;
