@@ -449,12 +449,22 @@ fn small_tile<const M: usize>(
         // mispredicted exits would dominate), then pre = Eᵀ x densely.
         let batch = p.batch;
         let first_slot = slot[rows[0] as usize - *origin];
-        for k in nonzeros {
-            let t = (slot[batch.row[k] as usize - *origin] - first_slot) as usize;
-            let (j, x) = (batch.feature[k] as usize, batch.value[k]);
-            dense_x[j * tile + t] = x;
-            if separate_y {
-                y[j * tile + t] = p.target(x);
+        let slot = &slot[..];
+        let entries = batch.row[nonzeros.clone()]
+            .iter()
+            .zip(&batch.feature[nonzeros.clone()])
+            .zip(&batch.value[nonzeros]);
+        let at =
+            |b: u32, j: u32| j as usize * tile + (slot[b as usize - *origin] - first_slot) as usize;
+        if separate_y {
+            for ((&b, &j), &x) in entries {
+                let k = at(b, j);
+                dense_x[k] = x;
+                y[k] = p.target(x);
+            }
+        } else {
+            for ((&b, &j), &x) in entries {
+                dense_x[at(b, j)] = x;
             }
         }
         dense_encoder::<M>(p, dense_x, pre, tile, used);
@@ -1039,6 +1049,11 @@ mod avx2 {
         assert!(g_bias.len() == n && dh.len() == m);
         let full = m / LANES * LANES;
         let zero = _mm256_setzero_ps();
+        // Lane l of the tail is on (sign bit set) when full + l < m.
+        let tail = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32((m - full) as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
         let mut block = 0;
         while block < n {
             let bits = if block + LANES <= n {
@@ -1077,9 +1092,17 @@ mod avx2 {
                     );
                     k += LANES;
                 }
-                for k in full..m {
-                    g_decoder[i * m + k] += d * h[k];
-                    dh[k] += d * decoder[i * m + k];
+                if full < m {
+                    // The last m − full < 8 entries with masked loads and stores (lanes past m
+                    // are neither read nor written).
+                    let at = grad.add(full);
+                    let hk = _mm256_maskload_ps(h.as_ptr().add(full), tail);
+                    let sum = _mm256_add_ps(_mm256_maskload_ps(at, tail), _mm256_mul_ps(vd, hk));
+                    _mm256_maskstore_ps(at, tail, sum);
+                    let dhk = dh.as_mut_ptr().add(full);
+                    let dk = _mm256_maskload_ps(row.add(full), tail);
+                    let sum = _mm256_add_ps(_mm256_maskload_ps(dhk, tail), _mm256_mul_ps(vd, dk));
+                    _mm256_maskstore_ps(dhk, tail, sum);
                 }
             }
             block += LANES;
