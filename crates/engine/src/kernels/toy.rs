@@ -711,9 +711,12 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     }
     let h: &[f32] = if relu_hidden { hidden } else { pre };
 
-    // 2. Decoder, loss and dz.
-    z.clear();
-    z.resize(t_len * n, 0.0);
+    // 2. Decoder, loss and dz. With β = 0 the GEMM does not read z: it is not cleared first (at
+    // n = 1000 that would be a quarter megabyte of zeros per tile).
+    if z.len() < t_len * n {
+        z.resize(t_len * n, 0.0);
+    }
+    let z = &mut z[..t_len * n];
     gemm(
         1.0,
         MatRef::row_major(h, t_len, m),
