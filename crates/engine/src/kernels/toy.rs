@@ -114,6 +114,10 @@ struct ChunkScratch {
     active: Vec<u32>,
     /// Dense inputs x [n, T] of a small-path tile encoded densely ([`small_tile`]).
     dense_x: Vec<f32>,
+    /// One example's squared errors [n] (large path).
+    e2: Vec<f32>,
+    /// Whether `y` holds only zeros (the large path leaves it so).
+    y_is_zero: bool,
 }
 
 /// Reusable memory of [`loss_and_gradient`].
@@ -412,6 +416,7 @@ fn small_tile<const M: usize>(
         dense_x,
         slot,
         origin,
+        y_is_zero,
         ..
     } = s;
     for buffer in [&mut *pre, &mut *dhidden] {
@@ -432,6 +437,7 @@ fn small_tile<const M: usize>(
     if separate_y {
         y.clear();
         y.resize(n * tile, 0.0);
+        *y_is_zero = false;
     }
     // z holds one feature's row of outputs, then of dz; its second half the squared errors
     // (portable sweep only).
@@ -670,14 +676,21 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
         y,
         x,
         active,
+        e2,
+        y_is_zero,
         ..
     } = s;
     let nonzeros: usize = rows.iter().map(|&b| p.batch.row(b as usize).0.len()).sum();
     let dense_input = nonzeros * 10 >= DENSE_TENTHS * t_len * n;
-    for (buffer, len) in [(&mut *pre, t_len * m), (&mut *y, t_len * n)] {
-        buffer.clear();
-        buffer.resize(len, 0.0);
+    pre.clear();
+    pre.resize(t_len * m, 0.0);
+    // y [T, n] is all zeros between large tiles (each tile zeroes the targets it wrote), so it is
+    // not cleared here: at n = 1000 that would be a quarter megabyte of zeros per tile.
+    if !*y_is_zero || y.len() < t_len * n {
+        y.clear();
+        y.resize(t_len * n, 0.0);
     }
+    *y_is_zero = false;
     if dense_input {
         x.clear();
         x.resize(t_len * n, 0.0);
@@ -726,12 +739,21 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     );
     let mut sum = 0.0f64;
     let mut active_count = 0usize;
+    e2.clear();
+    e2.resize(n, 0.0);
     for t in 0..t_len {
         let (partial, count) =
-            loss_and_dz_row(p, &mut z[t * n..t * n + n], &mut y[t * n..t * n + n]);
+            loss_and_dz_row(p, &mut z[t * n..t * n + n], &y[t * n..t * n + n], e2);
         sum += partial as f64;
         active_count += count;
     }
+    // Back to all zeros: clear the targets this tile wrote.
+    for (t, &b) in rows.iter().enumerate() {
+        for &j in p.batch.row(b as usize).0 {
+            y[t * n + j as usize] = 0.0;
+        }
+    }
+    *y_is_zero = true;
 
     // 3. Decoder backward.
     dhidden.clear();
@@ -832,26 +854,27 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
 }
 
 /// One example's outputs: z_i ← dz_i = c_i (x̂_i − y_i) 1[active] for z_i = (D h)_i + b_i given in
-/// `z` without its bias; `y` is overwritten with I_i (x̂_i − y_i)². Returns (Σ_i I_i (x̂_i − y_i)²,
-/// number of non-zero dz_i). Branch-free element-wise passes, so that they vectorise.
+/// `z` without its bias; `e2` [n] receives I_i (x̂_i − y_i)². Returns (Σ_i I_i (x̂_i − y_i)², number
+/// of non-zero dz_i). Branch-free element-wise passes, so that they vectorise.
 #[inline(always)]
-fn loss_and_dz_row(p: &Problem, z: &mut [f32], y: &mut [f32]) -> (f32, usize) {
+fn loss_and_dz_row(p: &Problem, z: &mut [f32], y: &[f32], e2: &mut [f32]) -> (f32, usize) {
     let linear = !p.kind.relu_output();
-    for ((((zi, yi), &b), &imp), &c) in z
+    for (((((zi, &yi), e2i), &b), &imp), &c) in z
         .iter_mut()
-        .zip(y.iter_mut())
+        .zip(y)
+        .zip(e2.iter_mut())
         .zip(p.bias)
         .zip(p.importance)
         .zip(p.coefficient)
     {
         let v = *zi + b;
         let on = ((v > 0.0) | linear) as u32 as f32;
-        let err = v * on - *yi;
-        *yi = imp * err * err;
+        let err = v * on - yi;
+        *e2i = imp * err * err;
         *zi = c * err * on;
     }
     let count = z.iter().map(|&v| (v != 0.0) as usize).sum();
-    (sum8(y), count)
+    (sum8(e2), count)
 }
 
 /// y ← y + a x.
