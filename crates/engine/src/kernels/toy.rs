@@ -783,6 +783,8 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     } else {
         active.clear();
         active.resize(n, 0);
+        #[cfg(target_arch = "x86_64")]
+        let mask_registers = super::has_avx512vl();
         for t in 0..t_len {
             let dz_row = &z[t * n..t * n + n];
             let h_t = &h[t * m..t * m + m];
@@ -790,9 +792,15 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
             if p.variant == Variant::Avx2 {
                 let (decoder_and_bias, _) = g.split_at_mut(p.bias_at + n);
                 let (g_decoder, g_bias) = decoder_and_bias.split_at_mut(p.bias_at);
-                // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
+                let backward = if mask_registers {
+                    avx2::sparse_decoder_backward_avx512
+                } else {
+                    avx2::sparse_decoder_backward
+                };
+                // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen, AVX-512VL
+                // (for the mask-register copy) just above the loop.
                 unsafe {
-                    avx2::sparse_decoder_backward(
+                    backward(
                         dz_row,
                         h_t,
                         p.decoder,
@@ -1070,6 +1078,36 @@ mod avx2 {
         g_bias: &mut [f32],
         dh: &mut [f32],
     ) {
+        sparse_decoder_backward_body::<false>(dz, h, decoder, g_decoder, g_bias, dh)
+    }
+
+    /// [`sparse_decoder_backward`] for CPUs with AVX-512VL: the tail of m mod 8 entries with
+    /// mask-register loads and stores (AVX2's `vmaskmovps` store is slow on AMD cores). The same
+    /// arithmetic, so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA, AVX-512F and AVX-512VL.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+    pub(super) unsafe fn sparse_decoder_backward_avx512(
+        dz: &[f32],
+        h: &[f32],
+        decoder: &[f32],
+        g_decoder: &mut [f32],
+        g_bias: &mut [f32],
+        dh: &mut [f32],
+    ) {
+        sparse_decoder_backward_body::<true>(dz, h, decoder, g_decoder, g_bias, dh)
+    }
+
+    #[inline(always)]
+    unsafe fn sparse_decoder_backward_body<const MASK_REGISTERS: bool>(
+        dz: &[f32],
+        h: &[f32],
+        decoder: &[f32],
+        g_decoder: &mut [f32],
+        g_bias: &mut [f32],
+        dh: &mut [f32],
+    ) {
         let (n, m) = (dz.len(), h.len());
         assert!(decoder.len() == n * m && g_decoder.len() == n * m);
         assert!(g_bias.len() == n && dh.len() == m);
@@ -1118,7 +1156,18 @@ mod avx2 {
                     );
                     k += LANES;
                 }
-                if full < m {
+                if full < m && MASK_REGISTERS {
+                    // The same with AVX-512VL mask registers (k has bit l set when full + l < m).
+                    let k = ((1u32 << (m - full)) - 1) as __mmask8;
+                    let at = grad.add(full);
+                    let hk = _mm256_maskz_loadu_ps(k, h.as_ptr().add(full));
+                    let sum = _mm256_add_ps(_mm256_maskz_loadu_ps(k, at), _mm256_mul_ps(vd, hk));
+                    _mm256_mask_storeu_ps(at, k, sum);
+                    let dhk = dh.as_mut_ptr().add(full);
+                    let dk = _mm256_maskz_loadu_ps(k, row.add(full));
+                    let sum = _mm256_add_ps(_mm256_maskz_loadu_ps(k, dhk), _mm256_mul_ps(vd, dk));
+                    _mm256_mask_storeu_ps(dhk, k, sum);
+                } else if full < m {
                     // The last m − full < 8 entries with masked loads and stores (lanes past m
                     // are neither read nor written).
                     let at = grad.add(full);
