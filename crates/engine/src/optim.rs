@@ -1,6 +1,8 @@
 //! Optimisers (SGD, Adam, AdamW) over one instance's flat parameter vector, and learning-rate
 //! schedules. The update equations are PyTorch's, so that runs compare with the paper's notebook.
 
+use rayon::prelude::*;
+
 /// An optimiser and its hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
@@ -98,13 +100,18 @@ impl Optimizer {
                     eps,
                 };
                 let (m, v) = (&mut state.first_moment, &mut state.second_moment);
-                #[cfg(target_arch = "x86_64")]
-                if crate::kernels::has_avx2_fma() {
-                    // SAFETY: the only precondition of the AVX2 copy is a CPU with AVX2 (checked).
-                    unsafe { adam_avx2(&constants, parameters, gradient, m, v) };
-                    return;
+                // Element-wise: large models update in ranges on any thread, with the same bits.
+                const RANGE: usize = 1 << 14;
+                if parameters.len() >= 4 * RANGE {
+                    parameters
+                        .par_chunks_mut(RANGE)
+                        .zip(gradient.par_chunks(RANGE))
+                        .zip(m.par_chunks_mut(RANGE))
+                        .zip(v.par_chunks_mut(RANGE))
+                        .for_each(|(((p, g), m), v)| adam_fastest(&constants, p, g, m, v));
+                } else {
+                    adam_fastest(&constants, parameters, gradient, m, v);
                 }
-                adam(&constants, parameters, gradient, m, v);
             }
         }
     }
@@ -191,6 +198,23 @@ fn adam(c: &AdamConstants, parameters: &mut [f32], gradient: &[f32], m: &mut [f3
         *v = c.b2 * *v + (1.0 - c.b2) * g * g;
         *p -= c.step_size * *m / (v.sqrt() * c.inv_sqrt_c2 + c.eps);
     }
+}
+
+/// [`adam`], in its AVX2 copy when the CPU has AVX2.
+fn adam_fastest(
+    c: &AdamConstants,
+    parameters: &mut [f32],
+    gradient: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        // SAFETY: the only precondition of the AVX2 copy is a CPU with AVX2 (checked).
+        unsafe { adam_avx2(c, parameters, gradient, m, v) };
+        return;
+    }
+    adam(c, parameters, gradient, m, v);
 }
 
 /// [`adam`] compiled for AVX2: 8-wide vectors. Every operation is a correctly rounded IEEE one

@@ -288,13 +288,23 @@ pub fn loss_and_gradient_variant(
             sum
         })
         .collect();
-    // Fixed-order reduction: chunk 0, then + chunk 1, + chunk 2, …
-    gradient.copy_from_slice(&workspace.chunks[0].gradient);
-    for scratch in &workspace.chunks[1..] {
-        for (g, &c) in gradient.iter_mut().zip(&scratch.gradient) {
-            *g += c;
-        }
-    }
+    // Fixed-order reduction: chunk 0, then + chunk 1, + chunk 2, … for every component; the
+    // components are split into ranges that may run on any thread (the order per component is
+    // the same whatever the split).
+    const RANGE: usize = 1 << 14;
+    let chunks = &workspace.chunks;
+    gradient
+        .par_chunks_mut(RANGE)
+        .enumerate()
+        .for_each(|(r, g)| {
+            let start = r * RANGE;
+            g.copy_from_slice(&chunks[0].gradient[start..start + g.len()]);
+            for scratch in &chunks[1..] {
+                for (g, &c) in g.iter_mut().zip(&scratch.gradient[start..]) {
+                    *g += c;
+                }
+            }
+        });
     sums.iter().sum::<f64>() * scale
 }
 
