@@ -46,7 +46,8 @@ impl Experiment for Computation {
         // read) as the best of BEST_OF replicas. At p = 0.1 most seeds stop in a tangled minimum
         // (features 0–9 sharing many neurons, loss 4–8 × 10⁻⁴) and few reach the clean solution
         // (important features on their own ReLU(x)/ReLU(−x) neurons, loss ≈ 4 × 10⁻⁵): measured
-        // 1 of 5 and 1 of 8 seeds. The report lists every replica's loss. The best-of run has its
+        // 1 of 5 and 1 of 8 seeds with earlier streams, 2 of 8 (full scale) with the current ones.
+        // The report lists every replica's loss. The best-of run has its
         // own seed, so that its streams are not those of the other run's instance 0.
         // Quick: the dense pair model with best of 3; the large model at 1, 0.3 and 0.03 (and the
         // best-of run at 0.1). The full 10 000 steps: at 5 000 the p = 0.1 model has not yet given
