@@ -53,9 +53,10 @@ const DENSE_TENTHS: usize = 2;
 /// A small-path tile (m ≤ 8) is encoded densely when its examples have on average at least n /
 /// `DENSE_SMALL_SHARE` non-zeros: the dense encoder and encoder gradient cost n·m multiply-adds per
 /// example, in 8-wide vectors with no per-non-zero bookkeeping, against about nnz·m scalar
-/// multiply-adds plus a gather and a scatter per non-zero for the sparse loops. Measured with
-/// `tms bench --threads 1`: dense tiles make e2 (n = 20, p = 0.1, 2.3 non-zeros per non-empty
-/// example) 14% and e1 (n = 5, p = 0.05) 13% faster than the sparse loops.
+/// multiply-adds plus a gather and a scatter per non-zero for the sparse loops. Measured when
+/// introduced, with `tms bench --threads 1`: dense tiles made e2 (n = 20, p = 0.1, 2.3 non-zeros
+/// per non-empty example) 14% and e1 (n = 5, p = 0.05) 13% faster than the sparse loops; 8 and
+/// below left e2 on the sparse loops.
 const DENSE_SMALL_SHARE: usize = 16;
 
 /// How one step of a shape is cut into chunks and tiles: a function of (shape, B) only.
