@@ -150,7 +150,7 @@ impl ItemPropertySet {
     /// The branching-diffusion model of Saxe et al. (PNAS 2019): each of `n_features` properties
     /// independently draws a root sign ±1 with equal probability; every child node copies its
     /// parent's sign, flipped with probability `epsilon`; the B^D leaves' signs are the items'
-    /// values. E[YᵀY]/N_f has the eigenvalues of [`crate::theory::deep_linear::diffusion_spectrum`].
+    /// values. E\[YᵀY\]/N_f has the eigenvalues of [`crate::theory::deep_linear::diffusion_spectrum`].
     /// Items are named `leaf_i`, properties `feature_f`. Draws 1 + Σ_{l=1..D} B^l uniforms per
     /// feature, in feature order, level by level.
     pub fn branching_diffusion(

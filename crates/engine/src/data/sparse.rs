@@ -7,8 +7,8 @@
 //!
 //! Above [`BERNOULLI_DENSITY`] the logarithm per non-zero costs more than testing every trial: an
 //! independent group then compares 32-bit draws of a [`LaneRng`] (16 trials per step of eight
-//! vectorised generators) with ⌊p·2³²⌉ and visits the successes with bit scans. Both paths draw each
-//! success's value after its position, and both are functions of the instance's stream only.
+//! vectorised generators, seeded from the instance's stream) with ⌊p·2³²⌉ and visits the successes
+//! with bit scans. Either way a batch is a function of the instance's stream only.
 //!
 //! A batch is stored as compressed rows ([`SparseBatch`]): the non-zeros of example b are
 //! `feature[row_start[b]..row_start[b+1]]` with their `value`s, in increasing feature order.
@@ -16,8 +16,8 @@
 use crate::rng::{LaneRng, StreamRng, RNG_LANES};
 use std::ops::Range;
 
-/// Density from which an independent group tests every trial ([`bernoulli_trials`]) instead of
-/// drawing geometric gaps ([`GeometricSkipper`]). Measured with `tms bench --threads 1`: a geometric
+/// Density from which an independent group tests every trial (`bernoulli_trials`) instead of
+/// drawing geometric gaps (`GeometricSkipper`). Measured with `tms bench --threads 1`: a geometric
 /// gap costs about 15 ns per non-zero (a logarithm, two draws), a tested trial about 0.2 ns plus
 /// 3 ns per success, so the trials win from p ≈ 0.013 on; 1/64 keeps a margin.
 pub const BERNOULLI_DENSITY: f64 = 1.0 / 64.0;
@@ -422,8 +422,9 @@ fn bernoulli_trials(
     out.scratch_values = values;
 }
 
-/// The vectorised passes of [`bernoulli_trials`]: a portable copy (plain loops over [`LaneRng`])
-/// and an AVX2 copy (the eight lanes in two 256-bit registers per state word). Integer arithmetic
+/// The vectorised passes of [`bernoulli_trials`]: a portable copy (plain loops over [`LaneRng`]),
+/// an AVX2 copy (the eight lanes in two 256-bit registers per state word; also compiled with
+/// AVX-512VL where present) and an AVX-512 compress for the positions. Integer arithmetic
 /// and exact conversions: both copies produce the same bits (a test checks it).
 mod vectorised {
     use super::BLOCK;

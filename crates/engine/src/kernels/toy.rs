@@ -954,7 +954,8 @@ fn lane_sum(v: &[f32; LANES]) -> f32 {
 // Index loops over the M hidden dimensions address several register arrays at once.
 #[allow(clippy::needless_range_loop)]
 mod avx512 {
-    use super::{lane_sum, LANES};
+    use super::avx2::lane_total;
+    use super::LANES;
     use std::arch::x86_64::*;
 
     /// The two features' constants: b_i and c_i.
@@ -967,7 +968,7 @@ mod avx512 {
     /// Features i and i + 1 of [`super::small_tile`] over lanes 0..used, 8 at a time. For each
     /// feature f: z = b_f + Σ_k D_fk h_k; on = 1[z > 0 or linear]; err = (z·on − y_f) ⊙ mask;
     /// dz_f = c_f err ⊙ on; then dh_k += D_ik dz_i and dh_k += D_(i+1)k dz_(i+1), in that order.
-    /// Returns per feature (Σ err², Σ dz, [Σ dz h_k]_k) summed over lanes in [`lane_sum`]'s order.
+    /// Returns per feature (Σ err², Σ dz, [Σ dz h_k]_k) summed over lanes in [`super::lane_sum`]'s order.
     /// d holds the two decoder rows [2, M]; y the two target rows at offsets 0 and `tile`.
     ///
     /// # Safety
@@ -1046,19 +1047,13 @@ mod avx512 {
             }
             t += LANES;
         }
-        let reduce = |v: __m256| {
-            let mut a = [0.0f32; LANES];
-            // SAFETY: a holds 8 f32.
-            _mm256_storeu_ps(a.as_mut_ptr(), v);
-            lane_sum(&a)
-        };
         let mut out = [(0.0f32, 0.0f32, [0.0f32; M]); 2];
         for f in 0..2 {
             let mut sums = [0.0f32; M];
             for k in 0..M {
-                sums[k] = reduce(dd[f][k]);
+                sums[k] = lane_total(dd[f][k]);
             }
-            out[f] = (reduce(e2[f]), reduce(db[f]), sums);
+            out[f] = (lane_total(e2[f]), lane_total(db[f]), sums);
         }
         out
     }
@@ -1072,6 +1067,18 @@ mod avx512 {
 mod avx2 {
     use super::{lane_sum, LANES};
     use std::arch::x86_64::*;
+
+    /// Σ of a vector's 8 lanes in [`lane_sum`]'s fixed order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[inline(always)]
+    pub(super) unsafe fn lane_total(v: __m256) -> f32 {
+        let mut a = [0.0f32; LANES];
+        // SAFETY: a holds 8 f32.
+        _mm256_storeu_ps(a.as_mut_ptr(), v);
+        lane_sum(&a)
+    }
 
     /// The decoder backward of one example of [`super::large_tile`] when few dz are non-zero: for
     /// every i with dz_i ≠ 0 (found 8 at a time by a vector comparison), in increasing i:
@@ -1259,17 +1266,11 @@ mod avx2 {
             }
             t += LANES;
         }
-        let reduce = |v: __m256| {
-            let mut a = [0.0f32; LANES];
-            // SAFETY: a holds 8 f32.
-            _mm256_storeu_ps(a.as_mut_ptr(), v);
-            lane_sum(&a)
-        };
         let mut out = [0.0f32; M];
         for k in 0..M {
-            out[k] = reduce(dd[k]);
+            out[k] = lane_total(dd[k]);
         }
-        (reduce(e2), reduce(db), out)
+        (lane_total(e2), lane_total(db), out)
     }
 
     /// Dense encoder, 16 lanes at a time (then 8): pre_k[t] = Σ_j E_jk x_j[t], with E [n, M] row-major,
@@ -1343,12 +1344,6 @@ mod avx2 {
         assert!(x.len() >= n * tile && dpre.len() >= M * tile && de.len() == n * M);
         let (xp, dp) = (x.as_ptr(), dpre.as_ptr());
         let zero = _mm256_setzero_ps();
-        let reduce = |v: __m256| {
-            let mut a = [0.0f32; LANES];
-            // SAFETY: a holds 8 f32.
-            _mm256_storeu_ps(a.as_mut_ptr(), v);
-            lane_sum(&a)
-        };
         let mut j = 0;
         // SAFETY (all loads below): t + 8 ≤ used ≤ tile, so j·tile + t + 8 ≤ n·tile for j < n and
         // k·tile + t + 8 ≤ M·tile (asserted above).
@@ -1371,9 +1366,9 @@ mod avx2 {
                 t += LANES;
             }
             for k in 0..M {
-                de[j * M + k] += reduce(a[k]);
+                de[j * M + k] += lane_total(a[k]);
                 if pair {
-                    de[(j + 1) * M + k] += reduce(b[k]);
+                    de[(j + 1) * M + k] += lane_total(b[k]);
                 }
             }
             j += 2;
