@@ -11,8 +11,8 @@ use tms_engine::theory::superposition::{
 use tms_report::Polyline;
 
 use super::phase_grid::{
-    agreement_claim, boundary_curve, boundary_segment, cells, diagram, phases_claim, Agreement,
-    PhaseCell, AWAY_MARGIN, BOUNDARY_LABEL, REPRESENTED,
+    agreement_claim, away_setting, boundary_curve, boundary_segment, cells, phases_claim,
+    trained_and_theory, Agreement, PhaseCell, BOUNDARY_LABEL, QUICK_GRID, REPRESENTED,
 };
 use crate::claims::claim;
 use crate::toy::{model_title, toy_plan, ToyWeights};
@@ -70,16 +70,8 @@ impl Experiment for PhaseTwoToOneDiagram {
     }
 
     fn runs(&self, scale: Scale) -> Vec<RunRequest> {
-        // Quick: a 6 × 6 grid over the same ranges and half the steps, still best of 10.
-        vec![RunRequest::scaled(
-            "e3",
-            scale,
-            &[
-                "train.steps=5000",
-                "toy.density={from=0.01,to=1.0,count=6}",
-                "toy.extra_importance={from=0.1,to=10.0,count=6}",
-            ],
-        )]
+        // Quick: QUICK_GRID.
+        vec![RunRequest::scaled("e3", scale, &QUICK_GRID)]
     }
 
     fn analyse(&self, context: &Context) -> Result<Analysis, ReproduceError> {
@@ -89,26 +81,8 @@ impl Experiment for PhaseTwoToOneDiagram {
         let cells = cells("E3", run, classify, |p, r| two_to_one_losses(p, r).to_vec())?;
         let (p_min, p_max) = extent(&cells);
         let title = format!("{} (importances 1, r)", model_title(plan));
-        let figures = vec![
-            diagram(
-                &context.figure_stem("E3", "phase-empirical"),
-                &format!("{title}: trained"),
-                &cells,
-                &LEGEND,
-                boundaries(p_min / 2.0, p_max * 2.0),
-                false,
-                "",
-            )?,
-            diagram(
-                &context.figure_stem("E3", "phase-theory"),
-                &format!("{title}: theory"),
-                &cells,
-                &LEGEND,
-                boundaries(p_min / 2.0, p_max * 2.0),
-                true,
-                "",
-            )?,
-        ];
+        let lines = || boundaries(p_min / 2.0, p_max * 2.0);
+        let figures = trained_and_theory(context, "E3", &title, &cells, &LEGEND, lines, "")?;
         let mut claims = vec![
             agreement_claim(
                 "E3.phases_match_theory",
@@ -141,10 +115,7 @@ impl Experiment for PhaseTwoToOneDiagram {
         ));
         let a = Agreement::of(&cells);
         Ok(Analysis {
-            settings: vec![(
-                "away from the boundaries".into(),
-                format!("theory's second-best candidate loss ≥ {AWAY_MARGIN} × the best ({} of {} cells)", a.away, a.all),
-            )],
+            settings: vec![away_setting(&a)],
             paragraphs: vec![
                 format!(
                     "Each cell is one setting (p, r), trained best of {} seeds; its phase is read from the weights W = [w₁, w₂]: a feature is represented when |w_i| > {REPRESENTED}, and two represented features of opposite signs are an antipodal pair. The theory's phase is the candidate of lowest closed-form loss (§4): r(p/3 − p²/4), p/3 − p²/4 and (1 + r)p²/6.",

@@ -12,8 +12,8 @@ use tms_report::Polyline;
 
 use super::e03_phase_two_to_one::extent;
 use super::phase_grid::{
-    agreement_claim, boundary_curve, boundary_segment, cells, diagram, phases_claim, Agreement,
-    AWAY_MARGIN, BOUNDARY_LABEL, REPRESENTED,
+    agreement_claim, away_setting, boundary_curve, boundary_segment, cells, phases_claim,
+    trained_and_theory, Agreement, BOUNDARY_LABEL, QUICK_GRID, REPRESENTED,
 };
 use crate::toy::{model_title, toy_plan, ToyWeights};
 use crate::{Analysis, Context, Experiment, ReproduceError, RunRequest, Scale};
@@ -104,16 +104,8 @@ impl Experiment for PhaseThreeToTwoDiagram {
     }
 
     fn runs(&self, scale: Scale) -> Vec<RunRequest> {
-        // Quick: a 6 × 6 grid over the same ranges and half the steps, still best of 10.
-        vec![RunRequest::scaled(
-            "e4",
-            scale,
-            &[
-                "train.steps=5000",
-                "toy.density={from=0.01,to=1.0,count=6}",
-                "toy.extra_importance={from=0.1,to=10.0,count=6}",
-            ],
-        )]
+        // Quick: QUICK_GRID.
+        vec![RunRequest::scaled("e4", scale, &QUICK_GRID)]
     }
 
     fn analyse(&self, context: &Context) -> Result<Analysis, ReproduceError> {
@@ -127,26 +119,7 @@ impl Experiment for PhaseThreeToTwoDiagram {
         let r_max = cells.iter().map(|c| c.extra_importance).fold(0.0, f64::max);
         let lines = || boundaries(p_min / 2.0, p_max * 2.0, r_max * 2.0);
         let title = format!("{} (importances 1, 1, r)", model_title(plan));
-        let figures = vec![
-            diagram(
-                &context.figure_stem("E4", "phase-empirical"),
-                &format!("{title}: trained"),
-                &cells,
-                &LEGEND,
-                lines(),
-                false,
-                NOTE,
-            )?,
-            diagram(
-                &context.figure_stem("E4", "phase-theory"),
-                &format!("{title}: theory"),
-                &cells,
-                &LEGEND,
-                lines(),
-                true,
-                NOTE,
-            )?,
-        ];
+        let figures = trained_and_theory(context, "E4", &title, &cells, &LEGEND, lines, NOTE)?;
         let claims = vec![
             agreement_claim(
                 "E4.phases_match_theory",
@@ -163,10 +136,7 @@ impl Experiment for PhaseThreeToTwoDiagram {
         ];
         let a = Agreement::of(&cells);
         Ok(Analysis {
-            settings: vec![(
-                "away from the boundaries".into(),
-                format!("theory's second-best candidate loss ≥ {AWAY_MARGIN} × the best ({} of {} cells)", a.away, a.all),
-            )],
+            settings: vec![away_setting(&a)],
             paragraphs: vec![
                 format!(
                     "Each cell is one setting (p, r), trained best of {} seeds; its phase is read from the columns of W: represented when ‖W_i‖ > {REPRESENTED}, an antipodal pair when cos < {ANTIPODAL}, orthogonal when |cos| < {ORTHOGONAL}. The theory's phase is the candidate of lowest closed-form loss (§4): r(p/3 − p²/4), p/3 − p²/4, (1 + r)p²/6 and p²/3.",

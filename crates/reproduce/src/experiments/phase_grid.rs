@@ -13,7 +13,7 @@ use tms_report::{PhaseDiagram, Polyline, ReportError};
 use crate::claims::claim;
 use crate::figures::figure_ref;
 use crate::toy::{toy_plan, weights, ToyWeights};
-use crate::{CompletedRun, ReproduceError};
+use crate::{CompletedRun, Context, ReproduceError};
 
 /// A cell is "away from the boundaries" when the theory's second-best candidate loses at least this
 /// factor more than its best one: L₂ / L₁ ≥ 1.5.
@@ -123,6 +123,56 @@ fn axis(values: impl Iterator<Item = f64>) -> Vec<f64> {
 /// A phase diagram of `cells` (x: density, y: extra importance, both log) coloured by the empirical
 /// phase (`theory = false`, "other" as the last colour) or by the theory's phase, with `boundaries`;
 /// `note` ends the caption (e.g. the full names of short legend entries).
+/// `--quick` overrides shared by E3 and E4: a 6 × 6 grid over the same ranges and half the steps,
+/// still best of 10.
+pub const QUICK_GRID: [&str; 3] = [
+    "train.steps=5000",
+    "toy.density={from=0.01,to=1.0,count=6}",
+    "toy.extra_importance={from=0.1,to=10.0,count=6}",
+];
+
+/// The grid drawn twice, as trained and as the theory predicts ([`diagram`]): figures
+/// `phase-empirical` and `phase-theory` of `experiment`, titled "{title}: trained" and
+/// "{title}: theory", both with the theory's `boundaries`.
+#[allow(clippy::too_many_arguments)]
+pub fn trained_and_theory(
+    context: &Context,
+    experiment: &str,
+    title: &str,
+    cells: &[PhaseCell],
+    phase_names: &[&str],
+    boundaries: impl Fn() -> Vec<Polyline>,
+    note: &str,
+) -> Result<Vec<FigureRef>, ReproduceError> {
+    let mut figures = Vec::new();
+    for (stem, label, theory) in [
+        ("phase-empirical", "trained", false),
+        ("phase-theory", "theory", true),
+    ] {
+        figures.push(diagram(
+            &context.figure_stem(experiment, stem),
+            &format!("{title}: {label}"),
+            cells,
+            phase_names,
+            boundaries(),
+            theory,
+            note,
+        )?);
+    }
+    Ok(figures)
+}
+
+/// The analysis setting that says what "away from the boundaries" means, and how many cells are.
+pub fn away_setting(a: &Agreement) -> (String, String) {
+    (
+        "away from the boundaries".into(),
+        format!(
+            "theory's second-best candidate loss ≥ {AWAY_MARGIN} × the best ({} of {} cells)",
+            a.away, a.all
+        ),
+    )
+}
+
 pub fn diagram(
     stem: &Path,
     title: &str,
