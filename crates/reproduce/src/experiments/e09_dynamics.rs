@@ -231,7 +231,6 @@ fn dynamics_figures(
     title: &str,
     t: &Trajectory,
     found: &Coincidence,
-    feature_colour: impl Fn(usize) -> usize,
 ) -> Result<Vec<FigureRef>, ReproduceError> {
     let n = t.dims.first().map(Vec::len).unwrap_or(0);
     let mut series: Vec<Series> = (0..n)
@@ -240,7 +239,7 @@ fn dynamics_figures(
             x: t.steps.clone(),
             y: t.dims.iter().map(|row| row[i]).collect(),
             dashed: false,
-            colour: Some(feature_colour(i)),
+            colour: Some(i),
         })
         .collect();
     let marker_colour = 7;
@@ -317,6 +316,31 @@ fn dynamics_figures(
 }
 
 /// The coincidence claim of one model.
+/// One run's trajectory: its figures (appended to `figures`) and the claim
+/// `E9.{tag}_jumps_at_loss_drops`, titled "{model}, {what}, p = …".
+fn trajectory_analysis(
+    context: &Context,
+    run: &crate::CompletedRun,
+    tag: &str,
+    what: &str,
+    figures: &mut Vec<FigureRef>,
+) -> Result<tms_report::html::Claim, ReproduceError> {
+    let plan = toy_plan("E9", run)?;
+    let title = format!(
+        "{}, {what}, p = {}",
+        model_title(plan),
+        plan.instances[0].density
+    );
+    let t = trajectory("E9", run)?;
+    let found = coincidence(&t);
+    figures.extend(dynamics_figures(context, tag, &title, &t, &found)?);
+    Ok(coincidence_claim(
+        &format!("E9.{tag}_jumps_at_loss_drops"),
+        &title,
+        &found,
+    ))
+}
+
 fn coincidence_claim(id: &str, what: &str, found: &Coincidence) -> tms_report::html::Claim {
     let share = found.share();
     claim(
@@ -360,27 +384,13 @@ impl Experiment for Dynamics {
 
         // Uniform model in the digon regime.
         let run = &context.runs[0];
-        let plan = toy_plan("E9", run)?;
-        let title = format!(
-            "{}, I = 1, p = {}",
-            model_title(plan),
-            plan.instances[0].density
-        );
-        let t = trajectory("E9", run)?;
-        let found = coincidence(&t);
-        figures.extend(dynamics_figures(
+        claims.push(trajectory_analysis(
             context,
+            run,
             "uniform",
-            &title,
-            &t,
-            &found,
-            |i| i,
+            "I = 1",
+            &mut figures,
         )?);
-        claims.push(coincidence_claim(
-            "E9.uniform_jumps_at_loss_drops",
-            &title,
-            &found,
-        ));
         let w = &weights("E9", run)?[0];
         let dims = w.dimensionality();
         let halves = dims.iter().filter(|d| (*d - 0.5).abs() < 0.05).count();
@@ -395,27 +405,13 @@ impl Experiment for Dynamics {
 
         // Two correlated triples ending in an octahedron.
         let run = &context.runs[1];
-        let plan = toy_plan("E9", run)?;
-        let title = format!(
-            "{}, two correlated triples, p = {}",
-            model_title(plan),
-            plan.instances[0].density
-        );
-        let t = trajectory("E9", run)?;
-        let found = coincidence(&t);
-        figures.extend(dynamics_figures(
+        claims.push(trajectory_analysis(
             context,
+            run,
             "correlated",
-            &title,
-            &t,
-            &found,
-            |i| i,
+            "two correlated triples",
+            &mut figures,
         )?);
-        claims.push(coincidence_claim(
-            "E9.correlated_jumps_at_loss_drops",
-            &title,
-            &found,
-        ));
         let w = &weights("E9", run)?[0];
         let (ok, measured) = octahedron(w);
         claims.push(claim(
