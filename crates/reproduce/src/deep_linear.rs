@@ -14,7 +14,7 @@
 // it happens at most once per experiment, so its size on the error path does not matter.
 #![allow(clippy::result_large_err)]
 
-use tms_engine::models::deep_linear::DeepLinearShape;
+use tms_engine::models::deep_linear::{DeepLinearShape, DeepLinearStart};
 use tms_engine::models::NamedTensor;
 use tms_engine::rng::InstanceKey;
 use tms_engine::train::{self, InstanceState};
@@ -43,6 +43,22 @@ pub fn analysis_error(experiment: &str, message: impl Into<String>) -> Reproduce
     ReproduceError::Analysis {
         experiment: experiment.into(),
         message: message.into(),
+    }
+}
+
+/// The initial strength a₀ of instance `index` of `plan`, which must start aligned (the closed
+/// forms assume it); an analysis error naming `experiment` otherwise.
+pub fn aligned_start(
+    experiment: &str,
+    plan: &DeepLinearPlan,
+    index: usize,
+) -> Result<f64, ReproduceError> {
+    match plan.instances[index].start {
+        DeepLinearStart::Aligned { initial_strength } => Ok(initial_strength),
+        _ => Err(analysis_error(
+            experiment,
+            "the preset must use the aligned start (the closed forms assume it)",
+        )),
     }
 }
 

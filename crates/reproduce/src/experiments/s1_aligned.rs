@@ -9,10 +9,9 @@
 #![allow(clippy::result_large_err)]
 
 use crate::claims::{claim, list, num};
-use crate::deep_linear::{deep_plan, History};
+use crate::deep_linear::{aligned_start, deep_plan, History};
 use crate::figures::figure_ref;
 use crate::{Analysis, Context, Experiment, ReproduceError, RunRequest, Scale};
-use tms_engine::models::deep_linear::DeepLinearStart;
 use tms_engine::theory::deep_linear as theory;
 use tms_report::{BarPanel, BarsFigure, Colormap, LinePlot, Series};
 
@@ -38,15 +37,7 @@ impl Experiment for Aligned {
         let run = &context.runs[0];
         let plan = deep_plan(id, run)?;
         let outcome = &run.outcomes[0];
-        let DeepLinearStart::Aligned {
-            initial_strength: a0,
-        } = plan.instances[outcome.index].start
-        else {
-            return Err(crate::deep_linear::analysis_error(
-                id,
-                "s1-aligned must use the aligned start",
-            ));
-        };
+        let a0 = aligned_start(id, plan, outcome.index)?;
         let tau = 1.0 / run.plan.train.learning_rate;
         let task = plan.task(outcome.index);
         let s = task.modes().singular_values.clone();

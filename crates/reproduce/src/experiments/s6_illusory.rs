@@ -8,10 +8,9 @@
 #![allow(clippy::result_large_err)]
 
 use crate::claims::{claim, num};
-use crate::deep_linear::{analysis_error, deep_plan, History};
+use crate::deep_linear::{aligned_start, analysis_error, deep_plan, History};
 use crate::figures::figure_ref;
 use crate::{Analysis, Context, Experiment, ReproduceError, RunRequest, Scale};
-use tms_engine::models::deep_linear::DeepLinearStart;
 use tms_engine::theory::deep_linear as theory;
 use tms_report::{LinePlot, RefLine, Series};
 
@@ -36,15 +35,7 @@ impl Experiment for Illusory {
         let run = &context.runs[0];
         let plan = deep_plan(id, run)?;
         let outcome = &run.outcomes[0];
-        let DeepLinearStart::Aligned {
-            initial_strength: a0,
-        } = plan.instances[outcome.index].start
-        else {
-            return Err(analysis_error(
-                id,
-                "s6-illusory must use the aligned start (the closed form)",
-            ));
-        };
+        let a0 = aligned_start(id, plan, outcome.index)?;
         let tau = 1.0 / run.plan.train.learning_rate;
         let task = plan.task(outcome.index);
         let modes = task.modes();
