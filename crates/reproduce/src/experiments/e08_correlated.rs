@@ -94,20 +94,7 @@ impl Experiment for Correlated {
             "{}, correlated pairs {{0, 1}}, {{2, 3}}",
             model_title(toy_plan("E8", pairs)?)
         );
-        figures.push(arrows(
-            &context.figure_stem("E8", "a-arrows"),
-            &title,
-            &labels,
-            &models,
-            4,
-        )?);
-        figures.push(grams(
-            &context.figure_stem("E8", "a-gram"),
-            &title,
-            &labels,
-            &models,
-            4,
-        )?);
+        figures.extend(arrows_and_grams(context, "a", &title, &labels, &models)?);
         let mut cosines = Vec::new();
         let mut across = Vec::new();
         let mut all_represented = true;
@@ -143,20 +130,7 @@ impl Experiment for Correlated {
             "{}, anticorrelated pairs {{0, 1}}, {{2, 3}}",
             model_title(toy_plan("E8", anti)?)
         );
-        figures.push(arrows(
-            &context.figure_stem("E8", "b-arrows"),
-            &title,
-            &labels,
-            &models,
-            4,
-        )?);
-        figures.push(grams(
-            &context.figure_stem("E8", "b-gram"),
-            &title,
-            &labels,
-            &models,
-            4,
-        )?);
+        figures.extend(arrows_and_grams(context, "b", &title, &labels, &models)?);
         let mut cosines = Vec::new();
         let mut all_represented = true;
         for w in &models {
@@ -490,6 +464,32 @@ fn grams(
             "{title}: WᵀW (left of each panel) and the bias b (right strip), colour scale [−1, 1]."
         ),
     ))
+}
+
+/// Part `part` of E8 drawn twice, four panels a row: the columns of W as arrows, and WᵀW with the bias.
+fn arrows_and_grams(
+    context: &Context,
+    part: &str,
+    title: &str,
+    labels: &[String],
+    models: &[ToyWeights],
+) -> Result<[FigureRef; 2], ReproduceError> {
+    Ok([
+        arrows(
+            &context.figure_stem("E8", &format!("{part}-arrows")),
+            title,
+            labels,
+            models,
+            4,
+        )?,
+        grams(
+            &context.figure_stem("E8", &format!("{part}-gram")),
+            title,
+            labels,
+            models,
+            4,
+        )?,
+    ])
 }
 
 /// Collapsed pairs against density (log axis), with the paper's regimes dashed.
