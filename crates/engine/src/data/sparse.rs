@@ -12,6 +12,12 @@
 //!
 //! A batch is stored as compressed rows ([`SparseBatch`]): the non-zeros of example b are
 //! `feature[row_start[b]..row_start[b+1]]` with their `value`s, in increasing feature order.
+//!
+//! From [`DENSE_DENSITY`] on, a distribution of one independent group has no zeros worth skipping:
+//! its trials run feature-major, and [`FeatureDistribution::sample_dense_into`] writes the batch
+//! straight into a dense [n, S] matrix ([`DenseBatch`]) that the small-m kernel reads in place.
+//! [`FeatureDistribution::sample_into`] draws the same examples as compressed rows, so the form a
+//! caller asks for never changes the data.
 
 use crate::rng::{LaneRng, StreamRng, RNG_LANES};
 use std::ops::Range;
@@ -21,6 +27,14 @@ use std::ops::Range;
 /// gap costs about 15 ns per non-zero (a logarithm, two draws), a tested trial about 0.2 ns plus
 /// 3 ns per success, so the trials win from p ≈ 0.013 on; 1/64 keeps a margin.
 pub const BERNOULLI_DENSITY: f64 = 1.0 / 64.0;
+
+/// Density from which a distribution of one independent group is drawn **feature-major** ([`DenseBatch`]):
+/// trial (feature j, example b) is trial j·S + b of the tested trials (S = B rounded up to a multiple
+/// of 16), so that each 16-bit success mask covers 16 consecutive examples of one feature and the
+/// batch can be written straight into a dense [n, S] matrix with one masked expand per mask. At
+/// this density a kernel encodes the inputs densely anyway (see `DENSE_SMALL_SHARE` in the toy
+/// kernel), so building compressed rows first and scattering them back would be wasted work.
+pub const DENSE_DENSITY: f64 = 1.0 / 16.0;
 
 /// How values of an active feature are drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,9 +268,120 @@ impl FeatureDistribution {
         d
     }
 
+    /// Whether batches are drawn feature-major ([`DENSE_DENSITY`]): one independent group whose
+    /// density is in [[`DENSE_DENSITY`], 1). Such a distribution can be drawn straight into a
+    /// [`DenseBatch`] ([`Self::sample_dense_into`]); [`Self::sample_into`] draws the same examples.
+    pub fn draws_dense(&self) -> bool {
+        match self.groups.as_slice() {
+            [FeatureGroup::Independent { density, .. }] => (DENSE_DENSITY..1.0).contains(density),
+            _ => false,
+        }
+    }
+
+    /// The tested trials of a distribution that [`Self::draws_dense`], feature-major: `masks`
+    /// [n, W/16] with bit q of block k = trial (feature k / (W/16), example 16·(k mod W/16) + q),
+    /// cleared at examples ≥ B; `values` the successes' values in that order (then at least 16
+    /// more). Returns W = B rounded up to a multiple of 16, the trials per feature. Seeds its
+    /// generators from `rng` as [`bernoulli_trials`] does, so both consume the same words of the
+    /// instance's stream.
+    fn feature_major_trials(
+        &self,
+        rng: &mut StreamRng,
+        batch_size: usize,
+        masks: &mut Vec<u16>,
+        values: &mut Vec<f32>,
+    ) -> usize {
+        let [FeatureGroup::Independent { density, .. }] = self.groups.as_slice() else {
+            unreachable!("feature-major trials need one independent group")
+        };
+        let mut generators = TrialGenerators {
+            trials: LaneRng::seeded_from(rng),
+            values: LaneRng::seeded_from(rng),
+        };
+        let stride = batch_size.div_ceil(BLOCK) * BLOCK;
+        let blocks_per_feature = stride / BLOCK;
+        masks.clear();
+        masks.resize(self.n_features * blocks_per_feature, 0);
+        vectorised::trial_masks(&mut generators.trials, success_threshold(*density), masks);
+        if !batch_size.is_multiple_of(BLOCK) {
+            // Each feature's last block has trials at examples past B: they do not exist.
+            let keep = ((1u32 << (batch_size % BLOCK)) - 1) as u16;
+            for feature in masks.chunks_exact_mut(blocks_per_feature) {
+                feature[blocks_per_feature - 1] &= keep;
+            }
+        }
+        let successes = vectorised::successes(masks);
+        // One block of values past the last success: the expand loads 16 at a time.
+        values.clear();
+        values.resize(successes.div_ceil(BLOCK) * BLOCK + BLOCK, 0.0);
+        let signed = self.values == ValueRange::Signed;
+        vectorised::uniform_values(&mut generators.values, signed, values);
+        stride
+    }
+
+    /// Draws a batch of `batch_size` examples into `out`, dense and feature-major: the same
+    /// examples as [`Self::sample_into`] from the same stream state, without building compressed
+    /// rows. Cost: one masked expand per 16 trials after the trials themselves.
+    ///
+    /// # Panics
+    /// If the distribution is not drawn dense ([`Self::draws_dense`]).
+    pub fn sample_dense_into(&self, rng: &mut StreamRng, batch_size: usize, out: &mut DenseBatch) {
+        assert!(
+            self.draws_dense(),
+            "sample_dense_into needs one independent group of density in [1/16, 1)"
+        );
+        let (mut masks, mut values) = (
+            std::mem::take(&mut out.scratch_masks),
+            std::mem::take(&mut out.scratch_values),
+        );
+        let trials_per_feature =
+            self.feature_major_trials(rng, batch_size, &mut masks, &mut values);
+        // Rows 4 KiB apart would share their L1 sets (a tile reads all n rows at once): a stride
+        // that is a multiple of 64 floats gets 16 more.
+        let stride = trials_per_feature + BLOCK * trials_per_feature.is_multiple_of(64) as usize;
+        if (out.n_features, out.stride) != (self.n_features, stride) {
+            // The padding columns are zero and never written; the rest is overwritten below.
+            out.x.clear();
+            out.x.resize(self.n_features * stride, 0.0);
+        }
+        out.batch_size = batch_size;
+        out.n_features = self.n_features;
+        out.stride = stride;
+        vectorised::expand(&masks, &values, trials_per_feature, stride, &mut out.x);
+        out.scratch_masks = masks;
+        out.scratch_values = values;
+    }
+
     /// Draws a batch of `batch_size` examples into `out` (its buffers are reused).
     pub fn sample_into(&self, rng: &mut StreamRng, batch_size: usize, out: &mut SparseBatch) {
         out.clear(batch_size);
+        if self.draws_dense() {
+            // Feature-major trials, turned into rows: success k (in mask order) is the non-zero
+            // (example 16·(block mod W/16) + bit, feature block / (W/16)) with value k.
+            let (mut masks, mut values) = (
+                std::mem::take(&mut out.scratch_masks),
+                std::mem::take(&mut out.scratch_values),
+            );
+            let width = self.feature_major_trials(rng, batch_size, &mut masks, &mut values);
+            let blocks_per_feature = (width / BLOCK).max(1);
+            let mut k = 0;
+            for (block, &mask) in masks.iter().enumerate() {
+                let feature = block / blocks_per_feature;
+                let first = (block % blocks_per_feature) * BLOCK;
+                let mut bits = mask as u32;
+                while bits != 0 {
+                    let q = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    out.push_unsorted(first + q, feature, values[k]);
+                    k += 1;
+                }
+            }
+            out.scratch_masks = masks;
+            out.scratch_values = values;
+            // Stable by example: within a row the features stay in increasing order.
+            out.finish(false);
+            return;
+        }
         let signed = self.values == ValueRange::Signed;
         let draw_value = |rng: &mut StreamRng| -> f32 {
             let u = rng.uniform_f32();
@@ -370,7 +495,7 @@ fn bernoulli_trials(
 ) {
     let width = features.len();
     let total = batch_size * width;
-    let threshold = (density * 4_294_967_296.0).round().min(u32::MAX as f64) as u32;
+    let threshold = success_threshold(density);
     let mut masks = std::mem::take(&mut out.scratch_masks);
     masks.clear();
     masks.resize(total.div_ceil(BLOCK), 0);
@@ -381,7 +506,7 @@ fn bernoulli_trials(
             *last &= ((1u32 << (total % BLOCK)) - 1) as u16;
         }
     }
-    let successes: usize = masks.iter().map(|m| m.count_ones() as usize).sum();
+    let successes = vectorised::successes(&masks);
     let mut values = std::mem::take(&mut out.scratch_values);
     values.clear();
     values.resize(successes.div_ceil(BLOCK) * BLOCK, 0.0);
@@ -422,6 +547,11 @@ fn bernoulli_trials(
     out.scratch_values = values;
 }
 
+/// ⌊p·2³²⌉: a trial succeeds when its 32-bit draw is below it (probability within 2⁻³² of p).
+fn success_threshold(density: f64) -> u32 {
+    (density * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
+}
+
 /// The vectorised passes of [`bernoulli_trials`]: a portable copy (plain loops over [`LaneRng`]),
 /// an AVX2 copy (the eight lanes in two 256-bit registers per state word; also compiled with
 /// AVX-512VL where present) and an AVX-512 compress for the positions. Integer arithmetic
@@ -433,15 +563,17 @@ mod vectorised {
     /// masks[k] bit q = 1 iff draw q of step k of `lanes` is below `threshold`.
     pub(super) fn trial_masks(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
         #[cfg(target_arch = "x86_64")]
-        if crate::kernels::has_avx2_fma() {
-            if crate::kernels::has_avx512vl() {
-                // SAFETY: AVX2 and AVX-512VL are present (checked just above).
-                unsafe { avx2::trial_masks_avx512(lanes, threshold, masks) };
-            } else {
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F is present (checked just above).
+                unsafe { avx512::trial_masks(lanes, threshold, masks) };
+                return;
+            }
+            if crate::kernels::has_avx2_fma() {
                 // SAFETY: AVX2 is present (checked just above).
                 unsafe { avx2::trial_masks(lanes, threshold, masks) };
+                return;
             }
-            return;
         }
         trial_masks_portable(lanes, threshold, masks);
     }
@@ -480,6 +612,104 @@ mod vectorised {
             };
         }
         positions_portable(masks, rows, columns, start, out_rows, out_features)
+    }
+
+    /// The number of set bits of `masks`, four masks per population count.
+    pub(super) fn successes(masks: &[u16]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("popcnt") {
+            // SAFETY: POPCNT is present (checked just above).
+            return unsafe { successes_popcnt(masks) };
+        }
+        successes_portable(masks)
+    }
+
+    fn successes_portable(masks: &[u16]) -> usize {
+        let mut words = masks.chunks_exact(4);
+        let whole: usize = words
+            .by_ref()
+            .map(|w| {
+                let word = w.iter().rev().fold(0u64, |a, &m| a << 16 | m as u64);
+                word.count_ones() as usize
+            })
+            .sum();
+        whole
+            + words
+                .remainder()
+                .iter()
+                .map(|m| m.count_ones() as usize)
+                .sum::<usize>()
+    }
+
+    /// [`successes`] with the POPCNT instruction (without it, `count_ones` is a dozen bit
+    /// operations).
+    ///
+    /// # Safety
+    /// The CPU must support POPCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn successes_popcnt(masks: &[u16]) -> usize {
+        successes_portable(masks)
+    }
+
+    /// The successes' values, in order, placed at their trials: the masks are rows of `width`
+    /// trials (a multiple of 16), row r of x starts at r · `stride` (≥ width), and
+    /// x[r · stride + 16c + q] = the next value if bit q of the row's mask c is set, else 0. The
+    /// columns width..stride are not written. `values` holds the successes and 16 more.
+    pub(super) fn expand(
+        masks: &[u16],
+        values: &[f32],
+        width: usize,
+        stride: usize,
+        x: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("popcnt") {
+            // SAFETY: AVX-512F and POPCNT are present (checked just above).
+            unsafe { avx512::expand(masks, values, width, stride, x) };
+            return;
+        }
+        expand_portable(masks, values, width, stride, x);
+    }
+
+    /// The rows of `x` that [`expand`] writes, each with its row of masks.
+    fn expand_rows<'a>(
+        masks: &'a [u16],
+        width: usize,
+        stride: usize,
+        x: &'a mut [f32],
+    ) -> impl Iterator<Item = (&'a [u16], &'a mut [f32])> {
+        assert!(width.is_multiple_of(BLOCK) && width <= stride && stride > 0);
+        let rows = if width == 0 {
+            0
+        } else {
+            masks.len() / (width / BLOCK)
+        };
+        assert!(rows * width == masks.len() * BLOCK && x.len() >= rows * stride);
+        masks
+            .chunks_exact(width.max(BLOCK) / BLOCK)
+            .zip(x.chunks_exact_mut(stride))
+            .take(rows)
+            .map(move |(m, x)| (m, &mut x[..width]))
+    }
+
+    pub(super) fn expand_portable(
+        masks: &[u16],
+        values: &[f32],
+        width: usize,
+        stride: usize,
+        x: &mut [f32],
+    ) {
+        let mut k = 0;
+        for (masks, x) in expand_rows(masks, width, stride, x) {
+            for (&mask, block) in masks.iter().zip(x.chunks_exact_mut(BLOCK)) {
+                for (q, x) in block.iter_mut().enumerate() {
+                    let on = mask >> q & 1 != 0;
+                    *x = if on { values[k] } else { 0.0 };
+                    k += on as usize;
+                }
+            }
+        }
     }
 
     pub(super) fn positions_portable(
@@ -532,7 +762,79 @@ mod vectorised {
     #[cfg(target_arch = "x86_64")]
     mod avx512 {
         use super::BLOCK;
+        use crate::rng::LaneRng;
         use std::arch::x86_64::*;
+
+        /// [`super::trial_masks`] on 512-bit registers: the eight lanes' state words in four
+        /// registers, one xoshiro256++ step of all lanes per block ([`LaneRng::next_words`]), and
+        /// an unsigned compare of its 16 32-bit halves straight into the block's mask (half q of
+        /// the step is bit q, as in [`LaneRng::next_halves`]).
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn trial_masks(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
+            let words = lanes.words();
+            let mut s = [_mm512_setzero_si512(); 4];
+            for (s, word) in s.iter_mut().zip(words.iter()) {
+                // SAFETY: each state word holds 8 u64 = 512 bits.
+                *s = _mm512_loadu_si512(word.as_ptr() as *const _);
+            }
+            let limit = _mm512_set1_epi32(threshold as i32);
+            for mask in masks {
+                let result =
+                    _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s[0], s[3])), s[0]);
+                let t = _mm512_slli_epi64::<17>(s[1]);
+                s[2] = _mm512_xor_si512(s[2], s[0]);
+                s[3] = _mm512_xor_si512(s[3], s[1]);
+                s[1] = _mm512_xor_si512(s[1], s[2]);
+                s[0] = _mm512_xor_si512(s[0], s[3]);
+                s[2] = _mm512_xor_si512(s[2], t);
+                s[3] = _mm512_rol_epi64::<45>(s[3]);
+                *mask = _mm512_cmplt_epu32_mask(result, limit);
+            }
+            for (s, word) in s.iter().zip(words.iter_mut()) {
+                // SAFETY: as above.
+                _mm512_storeu_si512(word.as_mut_ptr() as *mut _, *s);
+            }
+        }
+
+        /// [`super::expand`] with AVX-512's expand, from a register: 16 values are loaded and
+        /// the block's popcount(mask) first ones spread to its set bits. The expand is written
+        /// in assembly because the compiler folds the load into it, and the expanding load from
+        /// memory is microcoded on AMD Zen 4 (it took 10% of e2's time against 3% now).
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F and POPCNT. (Every memory access is checked by the
+        /// asserts below.)
+        #[target_feature(enable = "avx512f,popcnt")]
+        pub(super) unsafe fn expand(
+            masks: &[u16],
+            values: &[f32],
+            width: usize,
+            stride: usize,
+            x: &mut [f32],
+        ) {
+            assert!(values.len() >= super::successes(masks) + BLOCK);
+            let mut k = 0;
+            for (masks, x) in super::expand_rows(masks, width, stride, x) {
+                for (&mask, block) in masks.iter().zip(x.chunks_exact_mut(BLOCK)) {
+                    // SAFETY: k ≤ successes, so values[k..k + 16] is in bounds (asserted above);
+                    // the block holds 16 floats. The assembly only reads and writes registers.
+                    let v = _mm512_loadu_ps(values.as_ptr().add(k));
+                    let spread: __m512;
+                    std::arch::asm!(
+                        "vexpandps {spread}{{{mask}}}{{z}}, {v}",
+                        spread = lateout(zmm_reg) spread,
+                        v = in(zmm_reg) v,
+                        mask = in(kreg) mask,
+                        options(pure, nomem, nostack),
+                    );
+                    _mm512_storeu_ps(block.as_mut_ptr(), spread);
+                    k += mask.count_ones() as usize;
+                }
+            }
+        }
 
         /// # Safety
         /// The CPU must support AVX-512F. (Every memory access is checked by the asserts below.)
@@ -640,20 +942,6 @@ mod vectorised {
         /// The CPU must support AVX2.
         #[target_feature(enable = "avx2")]
         pub(in super::super) unsafe fn trial_masks(
-            lanes: &mut LaneRng,
-            threshold: u32,
-            masks: &mut [u16],
-        ) {
-            trial_masks_body(lanes, threshold, masks)
-        }
-
-        /// [`trial_masks`] compiled with AVX-512VL as well: the same 256-bit operations, which the
-        /// compiler may fuse (rotations into one instruction, compare into a mask register).
-        ///
-        /// # Safety
-        /// The CPU must support AVX2, AVX-512F and AVX-512VL.
-        #[target_feature(enable = "avx2,avx512f,avx512vl")]
-        pub(in super::super) unsafe fn trial_masks_avx512(
             lanes: &mut LaneRng,
             threshold: u32,
             masks: &mut [u16],
@@ -891,6 +1179,53 @@ impl SparseBatch {
     }
 }
 
+/// A batch stored densely and feature-major, as drawn by
+/// [`FeatureDistribution::sample_dense_into`]: x_j of example b is `x[j · stride + b]`, where the
+/// stride S is B rounded up to a multiple of 16 (and 16 more when that is a multiple of 64, so
+/// that rows do not alias in the L1 cache); entries at examples B..S are zero. Kernels read a
+/// tile of consecutive examples of every feature as rows of one matrix, with no scatter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DenseBatch {
+    /// The inputs x [n, S].
+    pub x: Vec<f32>,
+    batch_size: usize,
+    n_features: usize,
+    stride: usize,
+    scratch_masks: Vec<u16>,
+    scratch_values: Vec<f32>,
+}
+
+impl DenseBatch {
+    /// Number of examples B.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Number of features n.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Distance S between consecutive features' rows of [`Self::x`] (≥ B, a multiple of 16).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Dense copy of example `b`.
+    pub fn dense_row(&self, b: usize) -> Vec<f32> {
+        assert!(b < self.batch_size);
+        (0..self.n_features)
+            .map(|j| self.x[j * self.stride + b])
+            .collect()
+    }
+
+    /// The same examples as compressed rows (the non-zero entries).
+    pub fn to_sparse(&self) -> SparseBatch {
+        let rows: Vec<Vec<f32>> = (0..self.batch_size).map(|b| self.dense_row(b)).collect();
+        SparseBatch::from_dense(&rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,6 +1285,78 @@ mod tests {
         }
     }
 
+    #[test]
+    fn dense_draws_equal_row_draws() {
+        // The same stream state gives the same examples as a dense matrix and as rows, and leaves
+        // the stream in the same state; the padding past B is zero.
+        for (n, batch_size) in [(20, 1024), (5, 37), (1, 16), (3, 1)] {
+            for p in [DENSE_DENSITY, 0.1, 0.5, 0.999] {
+                for values in [ValueRange::Unit, ValueRange::Signed] {
+                    let dist = FeatureDistribution::uniform(n, p, values).unwrap();
+                    assert!(dist.draws_dense());
+                    let (mut a, mut b) = (StreamRng::seed_from_u64(9), StreamRng::seed_from_u64(9));
+                    let (mut rows, mut dense) = (SparseBatch::default(), DenseBatch::default());
+                    for _ in 0..2 {
+                        dist.sample_into(&mut a, batch_size, &mut rows);
+                        dist.sample_dense_into(&mut b, batch_size, &mut dense);
+                        assert_eq!(dense.batch_size(), batch_size);
+                        assert_eq!(dense.stride() % 16, 0);
+                        for e in 0..batch_size {
+                            assert_eq!(rows.dense_row(e, n), dense.dense_row(e), "example {e}");
+                        }
+                        for j in 0..n {
+                            let row = &dense.x[j * dense.stride()..(j + 1) * dense.stride()];
+                            assert!(row[batch_size..].iter().all(|&x| x == 0.0));
+                        }
+                        assert_eq!(dense.to_sparse().dense_row(0, n), rows.dense_row(0, n));
+                    }
+                    assert_eq!(a.state(), b.state());
+                }
+            }
+        }
+        // Below the threshold, or with several groups, batches are drawn as rows.
+        assert!(!FeatureDistribution::uniform(5, 0.05, ValueRange::Unit)
+            .unwrap()
+            .draws_dense());
+        assert!(!FeatureDistribution::uniform(5, 1.0, ValueRange::Unit)
+            .unwrap()
+            .draws_dense());
+        assert!(
+            !FeatureDistribution::independent(&[0.1, 0.2], ValueRange::Unit)
+                .unwrap()
+                .draws_dense()
+        );
+    }
+
+    #[test]
+    fn feature_major_draws_have_density_p_at_every_example() {
+        // B = 37 is not a multiple of 16: each feature's last mask is cut at B. A cut one example
+        // too early or too late would leave that example with density 0 or shift its trials.
+        let (n, batch_size, batches, p) = (20, 37, 2000, 0.3);
+        let dist = FeatureDistribution::uniform(n, p, ValueRange::Unit).unwrap();
+        let mut rng = StreamRng::seed_from_u64(5);
+        let mut dense = DenseBatch::default();
+        let mut active = vec![0usize; batch_size];
+        for _ in 0..batches {
+            dist.sample_dense_into(&mut rng, batch_size, &mut dense);
+            for j in 0..n {
+                for (e, &x) in dense.x[j * dense.stride()..][..batch_size]
+                    .iter()
+                    .enumerate()
+                {
+                    active[e] += (x != 0.0) as usize;
+                }
+            }
+        }
+        // Five binomial standard errors of each example's density over n · batches trials.
+        let trials = (n * batches) as f64;
+        let tolerance = 5.0 * (p * (1.0 - p) / trials).sqrt();
+        for (e, &a) in active.iter().enumerate() {
+            let d = a as f64 / trials;
+            assert!((d - p).abs() <= tolerance, "example {e}: density {d}");
+        }
+    }
+
     /// Naive twin of the independent-group loop: each success's flat position divided by the
     /// width. The fast loop must draw exactly the same batch.
     fn sample_by_division(
@@ -983,26 +1390,45 @@ mod tests {
         let mut trials = LaneRng::seeded_from(rng);
         let mut value_draws = LaneRng::seeded_from(rng);
         let threshold = (p * 4_294_967_296.0).round() as u64;
-        let (mut rows, mut features, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        // From DENSE_DENSITY on, trials run feature-major over B rounded up to 16 examples.
+        let feature_major = p >= DENSE_DENSITY;
+        let stride = batch_size.div_ceil(BLOCK) * BLOCK;
+        let trial_count = if feature_major {
+            width * stride
+        } else {
+            batch_size * width
+        };
+        let mut triples = Vec::new();
         let mut block = trials.next_halves();
         let mut value_block = value_draws.next_halves();
         let mut next_value = 0;
-        for u in 0..batch_size * width {
+        for u in 0..trial_count {
             if u > 0 && u % BLOCK == 0 {
                 block = trials.next_halves();
             }
-            if (block[u % BLOCK] as u64) < threshold {
+            let (row, feature) = if feature_major {
+                (u % stride, u / stride)
+            } else {
+                (u / width, u % width)
+            };
+            if row < batch_size && (block[u % BLOCK] as u64) < threshold {
                 if next_value == BLOCK {
                     value_block = value_draws.next_halves();
                     next_value = 0;
                 }
                 let unit = (value_block[next_value] >> 8) as f32 / 16_777_216.0;
                 next_value += 1;
-                rows.push((u / width) as u32);
-                features.push((u % width) as u32);
-                values.push(if signed { 2.0 * unit - 1.0 } else { unit });
+                triples.push((
+                    row as u32,
+                    feature as u32,
+                    if signed { 2.0 * unit - 1.0 } else { unit },
+                ));
             }
         }
+        triples.sort_by_key(|&(row, feature, _)| (row, feature));
+        let rows = triples.iter().map(|t| t.0).collect();
+        let features = triples.iter().map(|t| t.1).collect();
+        let values = triples.iter().map(|t| t.2).collect();
         (rows, features, values)
     }
 
@@ -1047,6 +1473,15 @@ mod tests {
             vectorised::trial_masks(&mut fast, threshold, &mut a);
             vectorised::trial_masks_portable(&mut portable, threshold, &mut b);
             assert_eq!(a, b, "threshold {threshold}");
+            let set: usize = a.iter().map(|m| m.count_ones() as usize).sum();
+            assert_eq!(vectorised::successes(&a), set);
+            assert_eq!(
+                vectorised::successes(&a[..197]),
+                set - a[197..]
+                    .iter()
+                    .map(|m| m.count_ones() as usize)
+                    .sum::<usize>()
+            );
             assert_eq!(fast.next_words(), portable.next_words());
         }
         for signed in [false, true] {
@@ -1056,6 +1491,20 @@ mod tests {
             vectorised::uniform_values_portable(&mut portable, signed, &mut b);
             assert_eq!(a, b);
             assert_eq!(fast.next_words(), portable.next_words());
+        }
+        for threshold in [0, 1 << 30, u32::MAX] {
+            let mut masks = vec![0u16; 200];
+            vectorised::trial_masks(&mut lanes.clone(), threshold, &mut masks);
+            let mut values = vec![0f32; 201 * BLOCK];
+            vectorised::uniform_values(&mut lanes.clone(), true, &mut values);
+            // 20 rows of 160 trials, 176 floats apart; the gaps stay as they were.
+            let (mut a, mut b) = (vec![-1.0; 20 * 176], vec![-1.0; 20 * 176]);
+            vectorised::expand(&masks, &values, 160, 176, &mut a);
+            vectorised::expand_portable(&masks, &values, 160, 176, &mut b);
+            assert_eq!(a, b, "threshold {threshold}");
+            assert!(a
+                .chunks(176)
+                .all(|row| row[160..].iter().all(|&x| x == -1.0)));
         }
         for width in [1usize, 5, 16, 20, 37] {
             let mut masks = vec![0u16; 300];

@@ -24,9 +24,12 @@
 //!   others are gathered and processed in **tiles** of at most T examples: [`small_tile`] (m ≤ 8,
 //!   activations stored [m, T], loops along the batch) or [`large_tile`] (m > 8, activations [T, m],
 //!   GEMMs for the dense products, dz = 0 skipping in the backward pass).
+//! - a batch drawn dense and feature-major ([`DenseBatch`], [`loss_and_gradient_dense`]) skips the
+//!   gathering: the small path's tiles are T consecutive examples, zeros included, read in place
+//!   as rows of the [n, S] input matrix.
 
 use super::{gemm, MatMut, MatRef};
-use crate::data::sparse::SparseBatch;
+use crate::data::sparse::{DenseBatch, SparseBatch};
 use crate::models::toy::{ToyKind, ToyShape};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -177,7 +180,25 @@ struct Problem<'a> {
     encoder_at: usize,
     decoder_at: usize,
     bias_at: usize,
-    batch: &'a SparseBatch,
+    input: Input<'a>,
+}
+
+/// The batch a step reads: compressed rows, or a dense feature-major matrix (small path only).
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Rows(&'a SparseBatch),
+    Dense(&'a DenseBatch),
+}
+
+impl<'a> Input<'a> {
+    /// The compressed rows; the paths that call this never see a dense batch.
+    #[inline(always)]
+    fn rows(self) -> &'a SparseBatch {
+        match self {
+            Input::Rows(batch) => batch,
+            Input::Dense(_) => unreachable!("dense batches run on the small path only"),
+        }
+    }
 }
 
 impl Problem<'_> {
@@ -237,12 +258,78 @@ pub fn loss_and_gradient_variant(
     gradient: &mut [f32],
     workspace: &mut ToyKernelWorkspace,
 ) -> f64 {
+    let input = Input::Rows(batch);
+    run(
+        variant, shape, parameters, input, importance, gradient, workspace,
+    )
+}
+
+/// [`loss_and_gradient`] of a batch drawn dense and feature-major
+/// ([`crate::data::sparse::FeatureDistribution::sample_dense_into`]). For m ≤ 8 the tiles are read
+/// in place from the [n, S] matrix; for larger m the same examples run as compressed rows (converted
+/// here, at O(B n) next to the large path's O(B n m) products).
+pub fn loss_and_gradient_dense(
+    shape: &ToyShape,
+    parameters: &[f32],
+    batch: &DenseBatch,
+    importance: &[f32],
+    gradient: &mut [f32],
+    workspace: &mut ToyKernelWorkspace,
+) -> f64 {
+    loss_and_gradient_dense_variant(
+        Variant::detect(),
+        shape,
+        parameters,
+        batch,
+        importance,
+        gradient,
+        workspace,
+    )
+}
+
+/// [`loss_and_gradient_dense`] with a chosen [`Variant`]. Panics if the CPU cannot run `variant`.
+pub fn loss_and_gradient_dense_variant(
+    variant: Variant,
+    shape: &ToyShape,
+    parameters: &[f32],
+    batch: &DenseBatch,
+    importance: &[f32],
+    gradient: &mut [f32],
+    workspace: &mut ToyKernelWorkspace,
+) -> f64 {
+    assert_eq!(batch.n_features(), shape.n_features);
+    if !Plan::new(shape, batch.batch_size()).small {
+        let rows = batch.to_sparse();
+        let input = Input::Rows(&rows);
+        return run(
+            variant, shape, parameters, input, importance, gradient, workspace,
+        );
+    }
+    let input = Input::Dense(batch);
+    run(
+        variant, shape, parameters, input, importance, gradient, workspace,
+    )
+}
+
+/// The body of every entry point.
+fn run(
+    variant: Variant,
+    shape: &ToyShape,
+    parameters: &[f32],
+    input: Input,
+    importance: &[f32],
+    gradient: &mut [f32],
+    workspace: &mut ToyKernelWorkspace,
+) -> f64 {
     assert!(
         Variant::available().contains(&variant),
         "this CPU cannot run {variant:?}"
     );
     let (n, m) = (shape.n_features, shape.n_hidden);
-    let batch_size = batch.batch_size();
+    let batch_size = match input {
+        Input::Rows(batch) => batch.batch_size(),
+        Input::Dense(batch) => batch.batch_size(),
+    };
     assert_eq!(parameters.len(), shape.parameter_count());
     assert_eq!(gradient.len(), parameters.len());
     assert_eq!(importance.len(), n);
@@ -267,7 +354,7 @@ pub fn loss_and_gradient_variant(
         encoder_at,
         decoder_at,
         bias_at,
-        batch,
+        input,
     };
     let chunks = batch_size.div_ceil(plan.chunk).max(1);
     let chunk_range = |c: usize| c * plan.chunk..((c + 1) * plan.chunk).min(batch_size);
@@ -336,23 +423,30 @@ unsafe fn chunk_avx2(
 #[inline(always)]
 fn chunk_body(p: &Problem, range: Range<usize>, s: &mut ChunkScratch, g: &mut [f32]) -> f64 {
     g.fill(0.0);
-    let starts = &p.batch.row_start;
     let mut rows = std::mem::take(&mut s.rows);
-    // Branch-free compaction of the examples with a non-zero (at low density most are empty, in
-    // no predictable pattern).
     rows.clear();
-    rows.resize(range.len(), 0);
-    s.slot.clear();
-    s.slot.resize(range.len(), 0);
-    s.origin = range.start;
-    let mut count = 0;
-    for (b, slot) in range.clone().zip(s.slot.iter_mut()) {
-        rows[count] = b as u32;
-        *slot = count as u32;
-        count += (starts[b] != starts[b + 1]) as usize;
+    let mut zeros = 0;
+    match p.input {
+        // Every example, in order: tiles are consecutive columns of the dense matrix.
+        Input::Dense(_) => rows.extend(range.start as u32..range.end as u32),
+        Input::Rows(batch) => {
+            // Branch-free compaction of the examples with a non-zero (at low density most are
+            // empty, in no predictable pattern).
+            let starts = &batch.row_start;
+            rows.resize(range.len(), 0);
+            s.slot.clear();
+            s.slot.resize(range.len(), 0);
+            s.origin = range.start;
+            let mut count = 0;
+            for (b, slot) in range.clone().zip(s.slot.iter_mut()) {
+                rows[count] = b as u32;
+                *slot = count as u32;
+                count += (starts[b] != starts[b + 1]) as usize;
+            }
+            rows.truncate(count);
+            zeros = range.len() - count;
+        }
     }
-    rows.truncate(count);
-    let zeros = range.len() - count;
     let mut sum = 0.0;
     for tile in rows.chunks(p.tile) {
         sum += match p.m {
@@ -412,11 +506,20 @@ fn small_tile<const M: usize>(
 ) -> f64 {
     let (n, tile) = (p.n, p.tile);
     let used = rows.len().div_ceil(LANES) * LANES;
-    // The tile's non-zeros are contiguous: the examples between its rows have none.
-    let starts = &p.batch.row_start;
-    let nonzeros =
-        starts[rows[0] as usize] as usize..starts[rows[rows.len() - 1] as usize + 1] as usize;
-    let dense = nonzeros.len() * DENSE_SMALL_SHARE >= rows.len() * n;
+    // Dense tiles: always for a dense batch; for rows, when the tile has enough non-zeros (they
+    // are contiguous, as the examples between its rows have none).
+    let (dense, nonzeros) = match p.input {
+        Input::Dense(_) => (true, 0..0),
+        Input::Rows(batch) => {
+            let starts = &batch.row_start;
+            let nonzeros = starts[rows[0] as usize] as usize
+                ..starts[rows[rows.len() - 1] as usize + 1] as usize;
+            (
+                nonzeros.len() * DENSE_SMALL_SHARE >= rows.len() * n,
+                nonzeros,
+            )
+        }
+    };
     let ChunkScratch {
         pre,
         hidden,
@@ -439,9 +542,10 @@ fn small_tile<const M: usize>(
         hidden.clear();
         hidden.resize(M * tile, 0.0);
     }
-    // The dense path reads x [n, T]; its targets are x itself unless the model is abs.
+    // A dense tile reads x as n rows of `x_stride` floats; its targets are x itself unless the
+    // model is abs.
     let separate_y = !dense || p.kind == ToyKind::AbsoluteValue;
-    if dense {
+    if dense && matches!(p.input, Input::Rows(_)) {
         dense_x.clear();
         dense_x.resize(n * tile, 0.0);
     }
@@ -461,34 +565,47 @@ fn small_tile<const M: usize>(
     mask.resize(tile, 0.0);
     mask[..rows.len()].fill(1.0);
 
-    if dense {
-        // Scatter x (and y) into [n, T], flat over the non-zeros (no loop per example, whose
-        // mispredicted exits would dominate), then pre = Eᵀ x densely.
-        let batch = p.batch;
-        let first_slot = slot[rows[0] as usize - *origin];
-        let slot = &slot[..];
-        let entries = batch.row[nonzeros.clone()]
-            .iter()
-            .zip(&batch.feature[nonzeros.clone()])
-            .zip(&batch.value[nonzeros]);
-        let at =
-            |b: u32, j: u32| j as usize * tile + (slot[b as usize - *origin] - first_slot) as usize;
-        if separate_y {
-            for ((&b, &j), &x) in entries {
-                let k = at(b, j);
-                dense_x[k] = x;
-                y[k] = p.target(x);
-            }
-        } else {
+    let (x, x_stride): (&[f32], usize) = match p.input {
+        // The tile's examples are consecutive: columns rows[0].. of the [n, S] matrix (padded with
+        // zeros up to S ≥ rows[0] + used, as rows[0] and S are multiples of 8).
+        Input::Dense(batch) => (&batch.x[rows[0] as usize..], batch.stride()),
+        Input::Rows(_) if !dense => (&[], 0),
+        Input::Rows(batch) => {
+            // Scatter x (and y) into [n, T], flat over the non-zeros (no loop per example, whose
+            // mispredicted exits would dominate).
+            let first_slot = slot[rows[0] as usize - *origin];
+            let slot = &slot[..];
+            let entries = batch.row[nonzeros.clone()]
+                .iter()
+                .zip(&batch.feature[nonzeros.clone()])
+                .zip(&batch.value[nonzeros]);
+            let at = |b: u32, j: u32| {
+                j as usize * tile + (slot[b as usize - *origin] - first_slot) as usize
+            };
             for ((&b, &j), &x) in entries {
                 dense_x[at(b, j)] = x;
             }
+            (&dense_x[..], tile)
         }
-        dense_encoder::<M>(p, dense_x, pre, tile, used);
+    };
+    if dense {
+        if separate_y {
+            for j in 0..n {
+                for (y, &x) in y[j * tile..j * tile + used]
+                    .iter_mut()
+                    .zip(&x[j * x_stride..j * x_stride + used])
+                {
+                    *y = p.target(x);
+                }
+            }
+        }
+        // pre = Eᵀ x densely.
+        dense_encoder::<M>(p, x, x_stride, pre, tile, used);
     } else {
         // Encoder over the non-zeros: pre_k[t] = Σ_j x_j E_jk; targets y_j[t].
+        let batch = p.input.rows();
         for (t, &b) in rows.iter().enumerate() {
-            let (features, values) = p.batch.row(b as usize);
+            let (features, values) = batch.row(b as usize);
             // Accumulate in registers: a running sum in memory would chain every non-zero of the
             // example through store-to-load forwarding.
             let mut acc = [0.0f32; M];
@@ -505,7 +622,7 @@ fn small_tile<const M: usize>(
             }
         }
     }
-    let y: &[f32] = if separate_y { y } else { dense_x };
+    let (y, y_stride): (&[f32], usize) = if separate_y { (y, tile) } else { (x, x_stride) };
     if relu_hidden {
         for (h, &v) in hidden.iter_mut().zip(pre.iter()) {
             *h = v.max(0.0);
@@ -515,6 +632,8 @@ fn small_tile<const M: usize>(
 
     let linear = !p.kind.relu_output();
     let mask = &mask[..used];
+    // Lanes 0..real are the tile's examples; real..used padding.
+    let real = rows.len();
     let mut sum = 0.0f64;
     // Features two at a time where the CPU has 32 vector registers (AVX-512VL): h and dh are
     // loaded once per pair. Each feature's sums, and dh's updates in feature order, are those of
@@ -525,7 +644,7 @@ fn small_tile<const M: usize>(
         while paired + 2 <= n {
             let i = paired;
             let d = &p.decoder[i * M..i * M + 2 * M];
-            let yi = &y[i * tile..i * tile + tile + used];
+            let yi = &y[i * y_stride..i * y_stride + y_stride + used];
             let features = avx512::Pair {
                 bias: [p.bias[i], p.bias[i + 1]],
                 coefficient: [p.coefficient[i], p.coefficient[i + 1]],
@@ -533,7 +652,7 @@ fn small_tile<const M: usize>(
             // SAFETY: AVX2, FMA (the Avx2 variant) and AVX-512VL (checked just above).
             let out = unsafe {
                 avx512::feature_pair_sweep::<M>(
-                    h, dhidden, tile, used, d, features, linear, yi, mask,
+                    h, dhidden, tile, used, d, features, linear, yi, y_stride, real,
                 )
             };
             for (f, (e2, db, dd)) in out.into_iter().enumerate() {
@@ -549,12 +668,12 @@ fn small_tile<const M: usize>(
     for i in paired..n {
         let d = &p.decoder[i * M..i * M + M];
         let c = p.coefficient[i];
-        let yi = &y[i * tile..i * tile + used];
+        let yi = &y[i * y_stride..i * y_stride + used];
         #[cfg(target_arch = "x86_64")]
         if p.variant == Variant::Avx2 {
             // SAFETY: feature_sweep needs AVX2 and FMA, checked when the Avx2 variant was chosen.
             let (e2, db, dd) = unsafe {
-                avx2::feature_sweep::<M>(h, dhidden, tile, used, d, p.bias[i], c, linear, yi, mask)
+                avx2::feature_sweep::<M>(h, dhidden, tile, used, d, p.bias[i], c, linear, yi, real)
             };
             sum += p.importance[i] as f64 * e2 as f64;
             g[p.bias_at + i] += db;
@@ -592,11 +711,11 @@ fn small_tile<const M: usize>(
         }
     }
     if dense {
-        dense_encoder_gradient::<M>(p, dense_x, dhidden, tile, used, g);
+        dense_encoder_gradient::<M>(p, x, x_stride, dhidden, tile, used, g);
         return sum;
     }
     for (t, &b) in rows.iter().enumerate() {
-        let (features, values) = p.batch.row(b as usize);
+        let (features, values) = p.input.rows().row(b as usize);
         let mut dpre = [0.0f32; M];
         for k in 0..M {
             dpre[k] = dhidden[k * tile + t];
@@ -612,12 +731,13 @@ fn small_tile<const M: usize>(
     sum
 }
 
-/// Dense encoder of a small tile: pre_k[t] = Σ_j E_jk x_j[t] for lanes 0..used, with x [n, T] and
-/// pre [M, T] (T = `tile`).
+/// Dense encoder of a small tile: pre_k[t] = Σ_j E_jk x_j[t] for lanes 0..used, with x_j at
+/// `x[j · x_stride..]` and pre [M, T] (T = `tile`).
 #[inline(always)]
 fn dense_encoder<const M: usize>(
     p: &Problem,
     x: &[f32],
+    x_stride: usize,
     pre: &mut [f32],
     tile: usize,
     used: usize,
@@ -625,11 +745,11 @@ fn dense_encoder<const M: usize>(
     #[cfg(target_arch = "x86_64")]
     if p.variant == Variant::Avx2 {
         // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
-        unsafe { avx2::dense_encoder::<M>(p.encoder, x, pre, p.n, tile, used) };
+        unsafe { avx2::dense_encoder::<M>(p.encoder, x, x_stride, pre, p.n, tile, used) };
         return;
     }
     for j in 0..p.n {
-        let xj = &x[j * tile..j * tile + used];
+        let xj = &x[j * x_stride..j * x_stride + used];
         for k in 0..M {
             axpy(
                 p.encoder[j * M + k],
@@ -641,11 +761,12 @@ fn dense_encoder<const M: usize>(
 }
 
 /// Dense encoder gradient of a small tile: dE_jk += Σ_t x_j[t] dpre_k[t] over lanes 0..used, with
-/// x [n, T] and dpre [M, T]. Padding lanes hold x = 0 and dpre = 0.
+/// x_j at `x[j · x_stride..]` and dpre [M, T]. Padding lanes hold x = 0 and dpre = 0.
 #[inline(always)]
 fn dense_encoder_gradient<const M: usize>(
     p: &Problem,
     x: &[f32],
+    x_stride: usize,
     dpre: &[f32],
     tile: usize,
     used: usize,
@@ -655,11 +776,11 @@ fn dense_encoder_gradient<const M: usize>(
     if p.variant == Variant::Avx2 {
         let ge = &mut g[p.encoder_at..p.encoder_at + p.n * M];
         // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
-        unsafe { avx2::dense_encoder_gradient::<M>(x, dpre, p.n, tile, used, ge) };
+        unsafe { avx2::dense_encoder_gradient::<M>(x, x_stride, dpre, p.n, tile, used, ge) };
         return;
     }
     for j in 0..p.n {
-        let xj = &x[j * tile..j * tile + used];
+        let xj = &x[j * x_stride..j * x_stride + used];
         for k in 0..M {
             g[p.encoder_at + j * M + k] += dot8(xj, &dpre[k * tile..k * tile + used]);
         }
@@ -691,7 +812,10 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
         y_is_zero,
         ..
     } = s;
-    let nonzeros: usize = rows.iter().map(|&b| p.batch.row(b as usize).0.len()).sum();
+    let nonzeros: usize = rows
+        .iter()
+        .map(|&b| p.input.rows().row(b as usize).0.len())
+        .sum();
     let dense_input = nonzeros * 10 >= DENSE_TENTHS * t_len * n;
     pre.clear();
     pre.resize(t_len * m, 0.0);
@@ -708,7 +832,7 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     }
     // 1. Encoder and targets.
     for (t, &b) in rows.iter().enumerate() {
-        let (features, values) = p.batch.row(b as usize);
+        let (features, values) = p.input.rows().row(b as usize);
         for (&j, &v) in features.iter().zip(values) {
             let j = j as usize;
             y[t * n + j] = p.target(v);
@@ -760,7 +884,7 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     }
     // Back to all zeros: clear the targets this tile wrote.
     for (t, &b) in rows.iter().enumerate() {
-        for &j in p.batch.row(b as usize).0 {
+        for &j in p.input.rows().row(b as usize).0 {
             y[t * n + j as usize] = 0.0;
         }
     }
@@ -862,7 +986,7 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
         );
     } else {
         for (t, &b) in rows.iter().enumerate() {
-            let (features, values) = p.batch.row(b as usize);
+            let (features, values) = p.input.rows().row(b as usize);
             for (&j, &v) in features.iter().zip(values) {
                 let at = p.encoder_at + j as usize * m;
                 axpy(v, &dhidden[t * m..t * m + m], &mut g[at..at + m]);
@@ -954,7 +1078,7 @@ fn lane_sum(v: &[f32; LANES]) -> f32 {
 // Index loops over the M hidden dimensions address several register arrays at once.
 #[allow(clippy::needless_range_loop)]
 mod avx512 {
-    use super::avx2::lane_total;
+    use super::avx2::{lane_total, output_error, output_gradient};
     use super::LANES;
     use std::arch::x86_64::*;
 
@@ -966,10 +1090,11 @@ mod avx512 {
     }
 
     /// Features i and i + 1 of [`super::small_tile`] over lanes 0..used, 8 at a time. For each
-    /// feature f: z = b_f + Σ_k D_fk h_k; on = 1[z > 0 or linear]; err = (z·on − y_f) ⊙ mask;
-    /// dz_f = c_f err ⊙ on; then dh_k += D_ik dz_i and dh_k += D_(i+1)k dz_(i+1), in that order.
-    /// Returns per feature (Σ err², Σ dz, [Σ dz h_k]_k) summed over lanes in [`super::lane_sum`]'s order.
-    /// d holds the two decoder rows [2, M]; y the two target rows at offsets 0 and `tile`.
+    /// feature f: z = b_f + Σ_k D_fk h_k; err = (x̂ − y_f) on lanes < `real`, 0 on the padding;
+    /// dz_f = c_f err ⊙ 1[z > 0 or linear]; then dh_k += D_ik dz_i and dh_k += D_(i+1)k dz_(i+1),
+    /// in that order. Returns per feature (Σ err², Σ dz, [Σ dz h_k]_k) summed over lanes in
+    /// [`super::lane_sum`]'s order. d holds the two decoder rows [2, M]; y the two target rows at
+    /// offsets 0 and `y_stride`. Bit for bit two calls of [`super::avx2::feature_sweep`].
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA, AVX-512F and AVX-512VL. (Memory accesses are checked by the
@@ -985,14 +1110,34 @@ mod avx512 {
         features: Pair,
         linear: bool,
         y: &[f32],
-        mask: &[f32],
+        y_stride: usize,
+        real: usize,
     ) -> [(f32, f32, [f32; M]); 2] {
-        assert!(used.is_multiple_of(LANES) && used <= tile);
+        // One compiled loop per output kind: no test of `linear` inside it.
+        if linear {
+            pair_sweep::<M, true>(h, dh, tile, used, d, features, y, y_stride, real)
+        } else {
+            pair_sweep::<M, false>(h, dh, tile, used, d, features, y, y_stride, real)
+        }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pair_sweep<const M: usize, const LINEAR: bool>(
+        h: &[f32],
+        dh: &mut [f32],
+        tile: usize,
+        used: usize,
+        d: &[f32],
+        features: Pair,
+        y: &[f32],
+        y_stride: usize,
+        real: usize,
+    ) -> [(f32, f32, [f32; M]); 2] {
+        assert!(used.is_multiple_of(LANES) && used <= tile && real <= used);
         assert!(h.len() >= M * tile && dh.len() >= M * tile && d.len() == 2 * M);
-        assert!(y.len() >= tile + used && mask.len() >= used);
+        assert!(y.len() >= y_stride + used);
         let zero = _mm256_setzero_ps();
-        let one = _mm256_set1_ps(1.0);
-        let all_on = if linear { one } else { zero };
         let mut vd = [[zero; M]; 2];
         for f in 0..2 {
             for k in 0..M {
@@ -1009,32 +1154,25 @@ mod avx512 {
         ];
         let (mut e2, mut db) = ([zero; 2], [zero; 2]);
         let mut dd = [[zero; M]; 2];
-        let (hp, dhp, yp, mp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr(), mask.as_ptr());
+        let (hp, dhp, yp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr());
         let mut t = 0;
         while t < used {
             // SAFETY (all loads and stores below): t + 8 ≤ used ≤ tile, so k·tile + t + 8 ≤ M·tile
-            // ≤ len of h and dh, tile + t + 8 ≤ len of y, and t + 8 ≤ len of mask (asserted above).
+            // ≤ len of h and dh, and y_stride + t + 8 ≤ len of y (asserted above).
             let mut hk = [zero; M];
             for k in 0..M {
                 hk[k] = _mm256_loadu_ps(hp.add(k * tile + t));
             }
-            let m = _mm256_loadu_ps(mp.add(t));
             let mut dz = [zero; 2];
             for f in 0..2 {
                 let mut z = vb[f];
                 for k in 0..M {
                     z = _mm256_fmadd_ps(vd[f][k], hk[k], z);
                 }
-                let on = _mm256_or_ps(
-                    _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(z, zero), one),
-                    all_on,
-                );
-                let err = _mm256_mul_ps(
-                    _mm256_sub_ps(_mm256_mul_ps(z, on), _mm256_loadu_ps(yp.add(f * tile + t))),
-                    m,
-                );
+                let yf = _mm256_loadu_ps(yp.add(f * y_stride + t));
+                let err = output_error::<LINEAR>(z, yf, t, real);
                 e2[f] = _mm256_fmadd_ps(err, err, e2[f]);
-                dz[f] = _mm256_mul_ps(_mm256_mul_ps(vc[f], err), on);
+                dz[f] = output_gradient::<LINEAR>(z, _mm256_mul_ps(vc[f], err));
                 db[f] = _mm256_add_ps(db[f], dz[f]);
                 for k in 0..M {
                     dd[f][k] = _mm256_fmadd_ps(dz[f], hk[k], dd[f][k]);
@@ -1202,10 +1340,53 @@ mod avx2 {
         }
     }
 
+    /// err = x̂ − y for z's lanes t.., with x̂ = z (LINEAR) or ReLU(z), and 0 on lanes ≥ `real`
+    /// (padding past the tile's examples). max(0, z) keeps a NaN z (vmaxps returns its second
+    /// operand), so a diverged model still reports a NaN loss.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    pub(super) unsafe fn output_error<const LINEAR: bool>(
+        z: __m256,
+        y: __m256,
+        t: usize,
+        real: usize,
+    ) -> __m256 {
+        let out = if LINEAR {
+            z
+        } else {
+            _mm256_max_ps(_mm256_setzero_ps(), z)
+        };
+        let err = _mm256_sub_ps(out, y);
+        if t + LANES <= real {
+            return err;
+        }
+        // The tile's last, partial group: lanes real − t.. are padding.
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(real.saturating_sub(t) as i32), lanes);
+        _mm256_and_ps(err, _mm256_castsi256_ps(keep))
+    }
+
+    /// dz = c·err ⊙ 1[z > 0 or LINEAR], given c·err.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[inline(always)]
+    pub(super) unsafe fn output_gradient<const LINEAR: bool>(z: __m256, scaled: __m256) -> __m256 {
+        if LINEAR {
+            scaled
+        } else {
+            let on = _mm256_cmp_ps::<_CMP_GT_OQ>(z, _mm256_setzero_ps());
+            _mm256_and_ps(scaled, on)
+        }
+    }
+
     /// One feature i of [`super::small_tile`] over lanes 0..used, 8 at a time:
-    /// z = b + Σ_k D_k h_k; on = 1[z > 0 or linear]; err = (z·on − y) ⊙ mask; dz = c err ⊙ on;
-    /// dh_k += D_k dz (in place). Returns (Σ err², Σ dz, [Σ dz h_k]_k), each summed over lanes in
-    /// [`lane_sum`]'s fixed order. h and dh are [M, tile]; y and mask are [used].
+    /// z = b + Σ_k D_k h_k; err = (x̂ − y) on lanes < `real`, 0 on the padding ([`output_error`]);
+    /// dz = c err ⊙ 1[z > 0 or linear]; dh_k += D_k dz (in place). Returns (Σ err², Σ dz,
+    /// [Σ dz h_k]_k), each summed over lanes in [`lane_sum`]'s fixed order. h and dh are
+    /// [M, tile]; y is [used].
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA. (Every memory access is checked by the asserts below.)
@@ -1221,43 +1402,54 @@ mod avx2 {
         c: f32,
         linear: bool,
         y: &[f32],
-        mask: &[f32],
+        real: usize,
     ) -> (f32, f32, [f32; M]) {
-        assert!(used.is_multiple_of(LANES) && used <= tile);
+        if linear {
+            single_sweep::<M, true>(h, dh, tile, used, d, bias, c, y, real)
+        } else {
+            single_sweep::<M, false>(h, dh, tile, used, d, bias, c, y, real)
+        }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn single_sweep<const M: usize, const LINEAR: bool>(
+        h: &[f32],
+        dh: &mut [f32],
+        tile: usize,
+        used: usize,
+        d: &[f32],
+        bias: f32,
+        c: f32,
+        y: &[f32],
+        real: usize,
+    ) -> (f32, f32, [f32; M]) {
+        assert!(used.is_multiple_of(LANES) && used <= tile && real <= used);
         assert!(h.len() >= M * tile && dh.len() >= M * tile && d.len() == M);
-        assert!(y.len() >= used && mask.len() >= used);
+        assert!(y.len() >= used);
         let zero = _mm256_setzero_ps();
-        let one = _mm256_set1_ps(1.0);
         let vb = _mm256_set1_ps(bias);
         let vc = _mm256_set1_ps(c);
-        let all_on = if linear { one } else { zero };
         let mut vd = [zero; M];
         for k in 0..M {
             vd[k] = _mm256_set1_ps(d[k]);
         }
         let (mut e2, mut db) = (zero, zero);
         let mut dd = [zero; M];
-        let (hp, dhp, yp, mp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr(), mask.as_ptr());
+        let (hp, dhp, yp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr());
         let mut t = 0;
         while t < used {
             // SAFETY (all loads and stores below): t + 8 ≤ used ≤ tile, so k·tile + t + 8 ≤ M·tile
-            // ≤ len of h and dh, and t + 8 ≤ used ≤ len of y and mask (asserted above).
+            // ≤ len of h and dh, and t + 8 ≤ used ≤ len of y (asserted above).
             let mut hk = [zero; M];
             let mut z = vb;
             for k in 0..M {
                 hk[k] = _mm256_loadu_ps(hp.add(k * tile + t));
                 z = _mm256_fmadd_ps(vd[k], hk[k], z);
             }
-            let on = _mm256_or_ps(
-                _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(z, zero), one),
-                all_on,
-            );
-            let err = _mm256_mul_ps(
-                _mm256_sub_ps(_mm256_mul_ps(z, on), _mm256_loadu_ps(yp.add(t))),
-                _mm256_loadu_ps(mp.add(t)),
-            );
+            let err = output_error::<LINEAR>(z, _mm256_loadu_ps(yp.add(t)), t, real);
             e2 = _mm256_fmadd_ps(err, err, e2);
-            let dz = _mm256_mul_ps(_mm256_mul_ps(vc, err), on);
+            let dz = output_gradient::<LINEAR>(z, _mm256_mul_ps(vc, err));
             db = _mm256_add_ps(db, dz);
             for k in 0..M {
                 dd[k] = _mm256_fmadd_ps(dz, hk[k], dd[k]);
@@ -1274,7 +1466,7 @@ mod avx2 {
     }
 
     /// Dense encoder, 16 lanes at a time (then 8): pre_k[t] = Σ_j E_jk x_j[t], with E [n, M] row-major,
-    /// x [n, tile] and pre [M, tile]; lanes 0..used are written.
+    /// x_j at `x[j · x_stride..]` and pre [M, tile]; lanes 0..used are written.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA. (Every memory access is checked by the asserts below.)
@@ -1282,23 +1474,26 @@ mod avx2 {
     pub(super) unsafe fn dense_encoder<const M: usize>(
         e: &[f32],
         x: &[f32],
+        x_stride: usize,
         pre: &mut [f32],
         n: usize,
         tile: usize,
         used: usize,
     ) {
-        assert!(used.is_multiple_of(LANES) && used <= tile);
-        assert!(e.len() >= n * M && x.len() >= n * tile && pre.len() >= M * tile);
+        assert!(used.is_multiple_of(LANES) && used <= tile && used <= x_stride);
+        assert!(e.len() >= n * M && pre.len() >= M * tile);
+        assert!(n == 0 || x.len() >= (n - 1) * x_stride + used);
         let (ep, xp, pp) = (e.as_ptr(), x.as_ptr(), pre.as_mut_ptr());
         let zero = _mm256_setzero_ps();
         let mut t = 0;
         // SAFETY (all loads and stores below): t + 16 ≤ used (or t + 8 ≤ used) ≤ tile, so
-        // j·tile + t + 16 ≤ n·tile and k·tile + t + 16 ≤ M·tile; j·M + k < n·M (asserted above).
+        // j·x_stride + t + 16 ≤ (n − 1)·x_stride + used ≤ len of x and k·tile + t + 16 ≤ M·tile;
+        // j·M + k < n·M (asserted above).
         while t + 2 * LANES <= used {
             let (mut a, mut b) = ([zero; M], [zero; M]);
             for j in 0..n {
-                let x0 = _mm256_loadu_ps(xp.add(j * tile + t));
-                let x1 = _mm256_loadu_ps(xp.add(j * tile + t + LANES));
+                let x0 = _mm256_loadu_ps(xp.add(j * x_stride + t));
+                let x1 = _mm256_loadu_ps(xp.add(j * x_stride + t + LANES));
                 for k in 0..M {
                     let w = _mm256_set1_ps(*ep.add(j * M + k));
                     a[k] = _mm256_fmadd_ps(w, x0, a[k]);
@@ -1314,7 +1509,7 @@ mod avx2 {
         if t < used {
             let mut a = [zero; M];
             for j in 0..n {
-                let x0 = _mm256_loadu_ps(xp.add(j * tile + t));
+                let x0 = _mm256_loadu_ps(xp.add(j * x_stride + t));
                 for k in 0..M {
                     a[k] = _mm256_fmadd_ps(_mm256_set1_ps(*ep.add(j * M + k)), x0, a[k]);
                 }
@@ -1326,35 +1521,37 @@ mod avx2 {
     }
 
     /// Dense encoder gradient, two features at a time: dE_jk += Σ_t x_j[t] dpre_k[t] over lanes
-    /// 0..used (each sum in 8 lanes, then [`lane_sum`]'s fixed order), with x [n, tile], dpre
-    /// [M, tile] and dE [n, M] row-major.
+    /// 0..used (each sum in 8 lanes, then [`lane_sum`]'s fixed order), with x_j at
+    /// `x[j · x_stride..]`, dpre [M, tile] and dE [n, M] row-major.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA. (Every memory access is checked by the asserts below.)
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dense_encoder_gradient<const M: usize>(
         x: &[f32],
+        x_stride: usize,
         dpre: &[f32],
         n: usize,
         tile: usize,
         used: usize,
         de: &mut [f32],
     ) {
-        assert!(used.is_multiple_of(LANES) && used <= tile);
-        assert!(x.len() >= n * tile && dpre.len() >= M * tile && de.len() == n * M);
+        assert!(used.is_multiple_of(LANES) && used <= tile && used <= x_stride);
+        assert!(dpre.len() >= M * tile && de.len() == n * M);
+        assert!(n == 0 || x.len() >= (n - 1) * x_stride + used);
         let (xp, dp) = (x.as_ptr(), dpre.as_ptr());
         let zero = _mm256_setzero_ps();
         let mut j = 0;
-        // SAFETY (all loads below): t + 8 ≤ used ≤ tile, so j·tile + t + 8 ≤ n·tile for j < n and
-        // k·tile + t + 8 ≤ M·tile (asserted above).
+        // SAFETY (all loads below): t + 8 ≤ used, so j·x_stride + t + 8 ≤ (n − 1)·x_stride + used
+        // ≤ len of x for j < n, and k·tile + t + 8 ≤ M·tile (asserted above).
         while j < n {
             let pair = j + 1 < n;
             let (mut a, mut b) = ([zero; M], [zero; M]);
             let mut t = 0;
             while t < used {
-                let x0 = _mm256_loadu_ps(xp.add(j * tile + t));
+                let x0 = _mm256_loadu_ps(xp.add(j * x_stride + t));
                 let x1 = if pair {
-                    _mm256_loadu_ps(xp.add((j + 1) * tile + t))
+                    _mm256_loadu_ps(xp.add((j + 1) * x_stride + t))
                 } else {
                     zero
                 };
@@ -1379,7 +1576,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::sparse::{FeatureDistribution, ValueRange};
+    use crate::data::sparse::{DenseBatch, FeatureDistribution, ValueRange};
     use crate::rng::StreamRng;
 
     /// Draws a random instance (parameters with a bias that switches ReLU outputs both ways) and a
@@ -1390,6 +1587,17 @@ mod tests {
         batch_size: usize,
         seed: u64,
     ) -> (Vec<f32>, Vec<f32>, SparseBatch) {
+        let (params, importance, batch, _) = instance_and_dense(shape, density, batch_size, seed);
+        (params, importance, batch)
+    }
+
+    /// [`instance`], and the same examples drawn dense when the distribution is drawn dense.
+    fn instance_and_dense(
+        shape: &ToyShape,
+        density: f64,
+        batch_size: usize,
+        seed: u64,
+    ) -> (Vec<f32>, Vec<f32>, SparseBatch, Option<DenseBatch>) {
         let n = shape.n_features;
         let mut rng = StreamRng::seed_from_u64(seed);
         let values = if shape.kind == ToyKind::AbsoluteValue {
@@ -1397,9 +1605,13 @@ mod tests {
         } else {
             ValueRange::Unit
         };
-        let batch = FeatureDistribution::uniform(n, density, values)
-            .unwrap()
-            .sample(&mut rng, batch_size);
+        let distribution = FeatureDistribution::uniform(n, density, values).unwrap();
+        let dense = distribution.draws_dense().then(|| {
+            let mut dense = DenseBatch::default();
+            distribution.sample_dense_into(&mut rng.clone(), batch_size, &mut dense);
+            dense
+        });
+        let batch = distribution.sample(&mut rng, batch_size);
         let mut params = vec![0.0f32; shape.parameter_count()];
         shape.initialise(&mut rng, &mut params);
         // Odd seeds: biases around 0, about half the ReLU outputs on (dense backward); even seeds:
@@ -1412,7 +1624,7 @@ mod tests {
         let importance = (0..n)
             .map(|i| 0.5 + rng.uniform_f32() * (0.97f32).powi(i as i32))
             .collect();
-        (params, importance, batch)
+        (params, importance, batch, dense)
     }
 
     /// The harness: the fast kernel against the naive twin evaluated in f64 (the exact value up to
@@ -1453,9 +1665,12 @@ mod tests {
         batch_size: usize,
         seed: u64,
     ) {
-        let (params, importance, batch) = instance(&shape, density, batch_size, seed);
-        let mut fast_grad = vec![f32::NAN; params.len()];
+        let (params, importance, batch, dense) =
+            instance_and_dense(&shape, density, batch_size, seed);
+        // The same examples as rows and, when drawn dense, as a dense batch: both against the twin.
+        let mut fast = Vec::new();
         let mut workspace = ToyKernelWorkspace::default();
+        let mut fast_grad = vec![f32::NAN; params.len()];
         let fast_loss = loss_and_gradient_variant(
             variant,
             &shape,
@@ -1465,6 +1680,20 @@ mod tests {
             &mut fast_grad,
             &mut workspace,
         );
+        fast.push(("rows", fast_loss, fast_grad));
+        if let Some(dense) = &dense {
+            let mut fast_grad = vec![f32::NAN; params.len()];
+            let fast_loss = loss_and_gradient_dense_variant(
+                variant,
+                &shape,
+                &params,
+                dense,
+                &importance,
+                &mut fast_grad,
+                &mut workspace,
+            );
+            fast.push(("dense", fast_loss, fast_grad));
+        }
         let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
         let i64s: Vec<f64> = importance.iter().map(|&v| v as f64).collect();
         let mut exact_grad = vec![0.0f64; params.len()];
@@ -1479,16 +1708,19 @@ mod tests {
         let n_terms = (batch_size + 2 * shape.n_features + shape.n_hidden + 8) as f64;
         let eps = f32::EPSILON as f64;
         let tol = |scale: f64| n_terms * eps * scale + 1e-30;
-        assert!(
-            (fast_loss - exact_loss).abs() <= tol(magnitude.0),
-            "{variant:?} {shape:?} p={density}: loss {fast_loss} vs {exact_loss}"
-        );
-        for (k, (&f, &e)) in fast_grad.iter().zip(&exact_grad).enumerate() {
+        for (input, fast_loss, fast_grad) in fast {
             assert!(
-                (f as f64 - e).abs() <= tol(magnitude.1[k]),
-                "{variant:?} {shape:?} p={density} B={batch_size}: dθ[{k}] {f} vs {e} (bound {})",
-                tol(magnitude.1[k])
+                (fast_loss - exact_loss).abs() <= tol(magnitude.0),
+                "{variant:?} {input} {shape:?} p={density}: loss {fast_loss} vs {exact_loss}"
             );
+            for (k, (&f, &e)) in fast_grad.iter().zip(&exact_grad).enumerate() {
+                assert!(
+                    (f as f64 - e).abs() <= tol(magnitude.1[k]),
+                    "{variant:?} {input} {shape:?} p={density} B={batch_size}: dθ[{k}] {f} vs {e} \
+                     (bound {})",
+                    tol(magnitude.1[k])
+                );
+            }
         }
     }
 
@@ -1543,8 +1775,10 @@ mod tests {
         let mut rng = StreamRng::seed_from_u64(99);
         // Fixed cases that reach every path: small m (each M) with dense and sparse encoders, large
         // m with sparse and dense tiles, chunked steps (B·n·m ≥ PARALLEL_WORK), all-zero examples,
-        // partial lanes.
+        // partial lanes; batches drawn dense (p ≥ 1/16) on the small path, chunked or not, and on
+        // the large path.
         let fixed = [
+            (400, 8, 0.1, 1000),
             (5, 2, 0.05, 1024),
             (64, 6, 0.01, 500),
             (20, 5, 0.1, 1000),
@@ -1604,13 +1838,14 @@ mod tests {
         let mut draw =
             |len: usize| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect() };
         const M: usize = 5;
-        let (tile, used) = (64, 48);
+        // Targets with their own stride, as read in place from a dense batch.
+        let (tile, used, y_stride) = (64, 48, 80);
         let h = draw(M * tile);
         let dh0 = draw(M * tile);
         let d = draw(2 * M);
-        let y = draw(2 * tile);
-        let mut mask = vec![1.0f32; tile];
-        mask[40..].fill(0.0);
+        let y = draw(y_stride + used);
+        // Lanes 43..48 are padding: a partial last group.
+        let real = 43;
         for linear in [false, true] {
             let pair = avx512::Pair {
                 bias: [0.1, -0.2],
@@ -1628,7 +1863,8 @@ mod tests {
                     pair,
                     linear,
                     &y,
-                    &mask,
+                    y_stride,
+                    real,
                 )
             };
             let mut dh_single = dh0.clone();
@@ -1644,8 +1880,8 @@ mod tests {
                         pair.bias[f],
                         pair.coefficient[f],
                         linear,
-                        &y[f * tile..f * tile + used],
-                        &mask,
+                        &y[f * y_stride..f * y_stride + used],
+                        real,
                     )
                 };
                 assert_eq!(single.0.to_bits(), paired[f].0.to_bits());

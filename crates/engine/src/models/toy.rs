@@ -29,7 +29,7 @@
 //! dL/dW_i = dz_i h + x_i dpre  (i.e. dL/dW = h dzᵀ + dpre xᵀ in the paper's m×n layout).
 
 use super::{NamedTensor, Real};
-use crate::data::sparse::{FeatureDistribution, SparseBatch};
+use crate::data::sparse::{DenseBatch, FeatureDistribution, SparseBatch};
 use crate::kernels::{self, toy::ToyKernelWorkspace};
 use crate::rng::{InstanceKey, StreamPurpose, StreamRng};
 use crate::train::Task;
@@ -341,10 +341,11 @@ pub struct ToyTask {
     pub record_dimensionality: bool,
 }
 
-/// Scratch of a [`ToyTask`]: the minibatch and the fast kernel's buffers.
+/// Scratch of a [`ToyTask`]: the minibatch (as rows, or dense) and the fast kernel's buffers.
 #[derive(Debug, Default)]
 pub struct ToyWorkspace {
     batch: SparseBatch,
+    dense: DenseBatch,
     kernel: ToyKernelWorkspace,
 }
 
@@ -370,6 +371,21 @@ impl Task for ToyTask {
         workspace: &mut ToyWorkspace,
         gradient: &mut [f32],
     ) -> f64 {
+        // A distribution drawn dense goes to the small-m kernel as a dense matrix; both forms hold
+        // the same examples, so the choice does not change the result's law or its stream.
+        let small = kernels::toy::Plan::new(&self.shape, self.batch_size).small;
+        if small && self.distribution.draws_dense() {
+            self.distribution
+                .sample_dense_into(rng, self.batch_size, &mut workspace.dense);
+            return kernels::toy::loss_and_gradient_dense(
+                &self.shape,
+                parameters,
+                &workspace.dense,
+                &self.importance,
+                gradient,
+                &mut workspace.kernel,
+            );
+        }
         self.distribution
             .sample_into(rng, self.batch_size, &mut workspace.batch);
         kernels::toy::loss_and_gradient(
