@@ -130,6 +130,8 @@ pub struct ToyKernelWorkspace {
     chunks: Vec<ChunkScratch>,
     /// c_i = 2 I_i / (B n).
     coefficient: Vec<f32>,
+    /// Dᵀ [m, n] for the large path's fused decoder pass ([`avx2::decoder_forward`]).
+    decoder_transposed: Vec<f32>,
 }
 
 /// Which compiled copy of the kernels runs.
@@ -181,6 +183,8 @@ struct Problem<'a> {
     decoder_at: usize,
     bias_at: usize,
     input: Input<'a>,
+    /// Dᵀ [m, n] (large path, Avx2 variant; empty otherwise).
+    decoder_transposed: &'a [f32],
 }
 
 /// The batch a step reads: compressed rows, or a dense feature-major matrix (small path only).
@@ -340,6 +344,17 @@ fn run(
     workspace
         .coefficient
         .extend(importance.iter().map(|&i| (2.0 * i as f64 * scale) as f32));
+    // The fused decoder pass of the large path reads Dᵀ: 8 consecutive features per k.
+    workspace.decoder_transposed.clear();
+    if !plan.small && variant == Variant::Avx2 {
+        let decoder = &parameters[decoder_at..decoder_at + n * m];
+        workspace.decoder_transposed.resize(n * m, 0.0);
+        for (i, row) in decoder.chunks_exact(m).enumerate() {
+            for (k, &d) in row.iter().enumerate() {
+                workspace.decoder_transposed[k * n + i] = d;
+            }
+        }
+    }
     let problem = Problem {
         variant,
         kind: shape.kind,
@@ -355,6 +370,7 @@ fn run(
         decoder_at,
         bias_at,
         input,
+        decoder_transposed: &workspace.decoder_transposed,
     };
     let chunks = batch_size.div_ceil(plan.chunk).max(1);
     let chunk_range = |c: usize| c * plan.chunk..((c + 1) * plan.chunk).min(batch_size);
@@ -859,28 +875,49 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     }
     let h: &[f32] = if relu_hidden { hidden } else { pre };
 
-    // 2. Decoder, loss and dz. With β = 0 the GEMM does not read z: it is not cleared first (at
-    // n = 1000 that would be a quarter megabyte of zeros per tile).
+    // 2. Decoder, loss and dz: one fused pass (Avx2 variant), or a GEMM and a pass over z. With
+    // β = 0 the GEMM does not read z, nor does the fused pass: z is not cleared first (at n = 1000
+    // that would be a quarter megabyte of zeros per tile).
     if z.len() < t_len * n {
         z.resize(t_len * n, 0.0);
     }
     let z = &mut z[..t_len * n];
-    gemm(
-        1.0,
-        MatRef::row_major(h, t_len, m),
-        MatRef::row_major(p.decoder, n, m).t(),
-        0.0,
-        MatMut::row_major(z, t_len, n),
-    );
     let mut sum = 0.0f64;
     let mut active_count = 0usize;
-    e2.clear();
-    e2.resize(n, 0.0);
-    for t in 0..t_len {
-        let (partial, count) =
-            loss_and_dz_row(p, &mut z[t * n..t * n + n], &y[t * n..t * n + n], e2);
-        sum += partial as f64;
-        active_count += count;
+    let fused = cfg!(target_arch = "x86_64") && p.variant == Variant::Avx2;
+    #[cfg(target_arch = "x86_64")]
+    if fused {
+        let constants = avx2::OutputConstants {
+            bias: p.bias,
+            importance: p.importance,
+            coefficient: p.coefficient,
+            linear: !p.kind.relu_output(),
+        };
+        let transposed = p.decoder_transposed;
+        (sum, active_count) = if super::has_avx512vl() {
+            // SAFETY: AVX2 and FMA (the Avx2 variant) and AVX-512VL (checked just now).
+            unsafe { avx2::decoder_forward_avx512(h, transposed, &constants, y, t_len, z) }
+        } else {
+            // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
+            unsafe { avx2::decoder_forward(h, transposed, &constants, y, t_len, z) }
+        };
+    }
+    if !fused {
+        gemm(
+            1.0,
+            MatRef::row_major(h, t_len, m),
+            MatRef::row_major(p.decoder, n, m).t(),
+            0.0,
+            MatMut::row_major(z, t_len, n),
+        );
+        e2.clear();
+        e2.resize(n, 0.0);
+        for t in 0..t_len {
+            let (partial, count) =
+                loss_and_dz_row(p, &mut z[t * n..t * n + n], &y[t * n..t * n + n], e2);
+            sum += partial as f64;
+            active_count += count;
+        }
     }
     // Back to all zeros: clear the targets this tile wrote.
     for (t, &b) in rows.iter().enumerate() {
@@ -1238,8 +1275,10 @@ mod avx2 {
     }
 
     /// [`sparse_decoder_backward`] for CPUs with AVX-512VL: the tail of m mod 8 entries with
-    /// mask-register loads and stores (AVX2's `vmaskmovps` store is slow on AMD cores). The same
-    /// arithmetic, so the same bits.
+    /// mask-register loads and stores (AVX2's `vmaskmovps` store is slow on AMD cores), and for
+    /// m ≤ 32 h and dh held in registers across the example's non-zero dz_i (in memory, every
+    /// update of dh would wait on the previous one's store). The same arithmetic in the same
+    /// order, so the same bits (a test checks it).
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA, AVX-512F and AVX-512VL.
@@ -1252,7 +1291,90 @@ mod avx2 {
         g_bias: &mut [f32],
         dh: &mut [f32],
     ) {
-        sparse_decoder_backward_body::<true>(dz, h, decoder, g_decoder, g_bias, dh)
+        match h.len().div_ceil(LANES) {
+            1 => sparse_decoder_backward_held::<1>(dz, h, decoder, g_decoder, g_bias, dh),
+            2 => sparse_decoder_backward_held::<2>(dz, h, decoder, g_decoder, g_bias, dh),
+            3 => sparse_decoder_backward_held::<3>(dz, h, decoder, g_decoder, g_bias, dh),
+            4 => sparse_decoder_backward_held::<4>(dz, h, decoder, g_decoder, g_bias, dh),
+            _ => sparse_decoder_backward_body::<true>(dz, h, decoder, g_decoder, g_bias, dh),
+        }
+    }
+
+    /// [`sparse_decoder_backward_body`] for 8(V − 1) < m ≤ 8V, with h and dh in V registers
+    /// (the last one masked when 8 ∤ m). Needs AVX-512VL (inlined into a function that has it).
+    #[inline(always)]
+    unsafe fn sparse_decoder_backward_held<const V: usize>(
+        dz: &[f32],
+        h: &[f32],
+        decoder: &[f32],
+        g_decoder: &mut [f32],
+        g_bias: &mut [f32],
+        dh: &mut [f32],
+    ) {
+        let (n, m) = (dz.len(), h.len());
+        assert!(m.div_ceil(LANES) == V);
+        assert!(decoder.len() == n * m && g_decoder.len() == n * m);
+        assert!(g_bias.len() == n && dh.len() == m);
+        let zero = _mm256_setzero_ps();
+        // Lanes of the last register that hold entries 8(V − 1).. < m.
+        let last = ((1u32 << (m - LANES * (V - 1))) - 1) as __mmask8;
+        // SAFETY (all loads and stores of this function): register v covers entries 8v..8v + 8,
+        // all below m for v < V − 1, and those below m under `last` for v = V − 1; rows
+        // i·m..i·m + m lie within D and dD (i < n); h and dh hold m entries (asserted above).
+        let load = |p: *const f32, v: usize| {
+            if v + 1 < V || last == 0xff {
+                _mm256_loadu_ps(p.add(LANES * v))
+            } else {
+                _mm256_maskz_loadu_ps(last, p.add(LANES * v))
+            }
+        };
+        let store = |p: *mut f32, v: usize, x: __m256| {
+            if v + 1 < V || last == 0xff {
+                _mm256_storeu_ps(p.add(LANES * v), x)
+            } else {
+                _mm256_mask_storeu_ps(p.add(LANES * v), last, x)
+            }
+        };
+        let mut hk = [zero; V];
+        let mut acc = [zero; V];
+        for v in 0..V {
+            hk[v] = load(h.as_ptr(), v);
+            acc[v] = load(dh.as_ptr(), v);
+        }
+        let mut block = 0;
+        while block < n {
+            let mut bits = if block + LANES <= n {
+                // SAFETY: block + 8 ≤ n = len of dz.
+                let v = _mm256_loadu_ps(dz.as_ptr().add(block));
+                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, zero)) as u32
+            } else {
+                (block..n).fold(0u32, |b, i| b | ((dz[i] != 0.0) as u32) << (i - block))
+            };
+            while bits != 0 {
+                let i = block + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let d = dz[i];
+                g_bias[i] += d;
+                let vd = _mm256_set1_ps(d);
+                let (row, grad) = (
+                    decoder.as_ptr().add(i * m),
+                    g_decoder.as_mut_ptr().add(i * m),
+                );
+                for v in 0..V {
+                    // dD_i += dz h;  dh += dz D_i (un-fused, as the memory version).
+                    store(
+                        grad,
+                        v,
+                        _mm256_add_ps(load(grad, v), _mm256_mul_ps(vd, hk[v])),
+                    );
+                    acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(vd, load(row, v)));
+                }
+            }
+            block += LANES;
+        }
+        for v in 0..V {
+            store(dh.as_mut_ptr(), v, acc[v]);
+        }
     }
 
     #[inline(always)]
@@ -1337,6 +1459,198 @@ mod avx2 {
                 }
             }
             block += LANES;
+        }
+    }
+
+    /// What the fused decoder pass needs of each output feature.
+    pub(super) struct OutputConstants<'a> {
+        /// b [n], I [n], c [n].
+        pub bias: &'a [f32],
+        pub importance: &'a [f32],
+        pub coefficient: &'a [f32],
+        /// Whether x̂ = z (else ReLU(z)).
+        pub linear: bool,
+    }
+
+    /// Step 2 of [`super::large_tile`] fused into one pass over [T, n], with no GEMM packing and
+    /// no second pass over z:
+    ///
+    /// ```text
+    /// z_ti = Σ_k H_tk Dᵀ_ki + b_i      x̂ = z (linear) or ReLU(z)      err = x̂ − y_ti
+    /// loss += I_i err²                 dz_ti = c_i err 1[z > 0 or linear]   (written to `dz`)
+    /// ```
+    ///
+    /// H [T, m] and y, dz [T, n] row-major; Dᵀ [m, n]. Register blocks of R examples × 32
+    /// features, features outermost so that a block's m rows of Dᵀ stay in L1 while every example
+    /// passes. The loss is summed in f32 within a block (≤ 4R terms per lane) and in f64 across
+    /// blocks. Returns (Σ I_i err², number of dz_ti ≠ 0). Its reference is the GEMM path it
+    /// replaces (the Portable variant), both checked against the naive twin.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and POPCNT. (Memory accesses are checked by the asserts in
+    /// `decoder_forward_body`.)
+    #[target_feature(enable = "avx2,fma,popcnt")]
+    pub(super) unsafe fn decoder_forward(
+        h: &[f32],
+        decoder_transposed: &[f32],
+        constants: &OutputConstants,
+        y: &[f32],
+        t_len: usize,
+        dz: &mut [f32],
+    ) -> (f64, usize) {
+        // 16 registers: 3 × 4 accumulators and 4 rows of Dᵀ.
+        decoder_forward_body::<3>(h, decoder_transposed, constants, y, t_len, dz)
+    }
+
+    /// [`decoder_forward`] with AVX-512VL's 32 registers: blocks of 6 examples.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA, POPCNT, AVX-512F and AVX-512VL.
+    #[target_feature(enable = "avx2,fma,popcnt,avx512f,avx512vl")]
+    pub(super) unsafe fn decoder_forward_avx512(
+        h: &[f32],
+        decoder_transposed: &[f32],
+        constants: &OutputConstants,
+        y: &[f32],
+        t_len: usize,
+        dz: &mut [f32],
+    ) -> (f64, usize) {
+        decoder_forward_body::<6>(h, decoder_transposed, constants, y, t_len, dz)
+    }
+
+    #[inline(always)]
+    unsafe fn decoder_forward_body<const R: usize>(
+        h: &[f32],
+        decoder_transposed: &[f32],
+        constants: &OutputConstants,
+        y: &[f32],
+        t_len: usize,
+        dz: &mut [f32],
+    ) -> (f64, usize) {
+        let n = constants.bias.len();
+        assert!(n > 0 && decoder_transposed.len().is_multiple_of(n));
+        let m = decoder_transposed.len() / n;
+        assert!(h.len() >= t_len * m && y.len() >= t_len * n && dz.len() >= t_len * n);
+        assert!(constants.importance.len() == n && constants.coefficient.len() == n);
+        let mut totals = (0.0f64, 0usize);
+        // Features in blocks of 32, then of 8; examples in blocks of R, then one at a time. Every
+        // block stays inside [0, t_len) × [0, n) (i + 8V ≤ n, t + rows ≤ t_len), as `run` needs.
+        let mut i = 0;
+        while i < n / LANES * LANES {
+            let width = if i + 4 * LANES <= n { 4 } else { 1 };
+            let mut t = 0;
+            while t < t_len {
+                let rows = if t + R <= t_len { R } else { 1 };
+                let block = Block {
+                    h,
+                    decoder_transposed,
+                    constants,
+                    y,
+                    m,
+                    n,
+                    t,
+                    i,
+                };
+                let (loss, count) = match (rows == R, width) {
+                    (true, 4) => block.run::<R, 4>(dz),
+                    (true, _) => block.run::<R, 1>(dz),
+                    (false, 4) => block.run::<1, 4>(dz),
+                    (false, _) => block.run::<1, 1>(dz),
+                };
+                totals.0 += loss;
+                totals.1 += count;
+                t += rows;
+            }
+            i += width * LANES;
+        }
+        // The last n mod 8 features, one at a time.
+        for i in n / LANES * LANES..n {
+            for t in 0..t_len {
+                let mut z = 0.0f32;
+                for k in 0..m {
+                    z = h[t * m + k].mul_add(decoder_transposed[k * n + i], z);
+                }
+                let z = z + constants.bias[i];
+                let out = if constants.linear { z } else { z.max(0.0) };
+                let err = out - y[t * n + i];
+                totals.0 += (constants.importance[i] * err * err) as f64;
+                let on = constants.linear || z > 0.0;
+                let d = if on {
+                    constants.coefficient[i] * err
+                } else {
+                    0.0
+                };
+                dz[t * n + i] = d;
+                totals.1 += (d != 0.0) as usize;
+            }
+        }
+        totals
+    }
+
+    /// One register block of [`decoder_forward_body`]: examples t.., features i...
+    struct Block<'a> {
+        h: &'a [f32],
+        decoder_transposed: &'a [f32],
+        constants: &'a OutputConstants<'a>,
+        y: &'a [f32],
+        m: usize,
+        n: usize,
+        t: usize,
+        i: usize,
+    }
+
+    impl Block<'_> {
+        /// Examples t..t + RB and features i..i + 8V; the caller keeps both inside the tile
+        /// (t + RB ≤ T, i + 8V ≤ n) and the buffers at the sizes asserted in its body.
+        #[inline(always)]
+        unsafe fn run<const RB: usize, const V: usize>(&self, dz: &mut [f32]) -> (f64, usize) {
+            let (m, n, t, i) = (self.m, self.n, self.t, self.i);
+            debug_assert!((t + RB) * m <= self.h.len() && i + V * LANES <= n);
+            let (hp, dp) = (self.h.as_ptr(), self.decoder_transposed.as_ptr());
+            let zero = _mm256_setzero_ps();
+            let mut acc = [[zero; V]; RB];
+            for k in 0..m {
+                // SAFETY: k < m and i + 8V ≤ n, so k·n + i + 8v + 8 ≤ m·n; (t + r)·m + k < T·m.
+                let mut d = [zero; V];
+                for v in 0..V {
+                    d[v] = _mm256_loadu_ps(dp.add(k * n + i + v * LANES));
+                }
+                for r in 0..RB {
+                    let hb = _mm256_broadcast_ss(&*hp.add((t + r) * m + k));
+                    for v in 0..V {
+                        acc[r][v] = _mm256_fmadd_ps(hb, d[v], acc[r][v]);
+                    }
+                }
+            }
+            let c = self.constants;
+            let (yp, zp) = (self.y.as_ptr(), dz.as_mut_ptr());
+            let mut loss = zero;
+            let mut count = 0u32;
+            for v in 0..V {
+                let at = i + v * LANES;
+                // SAFETY: at + 8 ≤ n = len of bias, importance and coefficient.
+                let b = _mm256_loadu_ps(c.bias.as_ptr().add(at));
+                let importance = _mm256_loadu_ps(c.importance.as_ptr().add(at));
+                let coefficient = _mm256_loadu_ps(c.coefficient.as_ptr().add(at));
+                for r in 0..RB {
+                    let z = _mm256_add_ps(acc[r][v], b);
+                    // SAFETY: (t + r)·n + at + 8 ≤ T·n ≤ len of y and dz.
+                    let target = _mm256_loadu_ps(yp.add((t + r) * n + at));
+                    let out = if c.linear { z } else { _mm256_max_ps(zero, z) };
+                    let err = _mm256_sub_ps(out, target);
+                    loss = _mm256_fmadd_ps(_mm256_mul_ps(importance, err), err, loss);
+                    let scaled = _mm256_mul_ps(coefficient, err);
+                    let d = if c.linear {
+                        scaled
+                    } else {
+                        _mm256_and_ps(scaled, _mm256_cmp_ps::<_CMP_GT_OQ>(z, zero))
+                    };
+                    _mm256_storeu_ps(zp.add((t + r) * n + at), d);
+                    let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(d, zero);
+                    count += (_mm256_movemask_ps(nonzero) as u32).count_ones();
+                }
+            }
+            (lane_total(loss) as f64, count as usize)
         }
     }
 
@@ -1892,6 +2206,42 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&dh_single), bits(&dh_pair));
             assert_ne!(bits(&dh_single), bits(&dh0));
+        }
+    }
+
+    /// The mask-register copy of the sparse decoder backward (h and dh in registers for m ≤ 32)
+    /// gives the bits of the AVX2 copy (h and dh in memory), for every register count and tail.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sparse_decoder_backward_copies_agree_to_the_bit() {
+        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+            return;
+        }
+        let mut rng = StreamRng::seed_from_u64(23);
+        let mut draw =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect() };
+        for (n, m) in [(37, 3), (40, 8), (19, 13), (64, 30), (8, 32), (30, 45)] {
+            // About a third of dz non-zero, in no regular pattern.
+            let mut dz = draw(n);
+            for (i, v) in dz.iter_mut().enumerate() {
+                if (i * 7919) % 3 != 0 {
+                    *v = 0.0;
+                }
+            }
+            let (h, decoder) = (draw(m), draw(n * m));
+            let (g0, b0, dh0) = (draw(n * m), draw(n), draw(m));
+            let (mut ga, mut ba, mut dha) = (g0.clone(), b0.clone(), dh0.clone());
+            let (mut gb, mut bb, mut dhb) = (g0.clone(), b0.clone(), dh0.clone());
+            // SAFETY: the CPU features were checked above.
+            unsafe {
+                avx2::sparse_decoder_backward(&dz, &h, &decoder, &mut ga, &mut ba, &mut dha);
+                avx2::sparse_decoder_backward_avx512(&dz, &h, &decoder, &mut gb, &mut bb, &mut dhb);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ga), bits(&gb), "dD, n={n} m={m}");
+            assert_eq!(bits(&ba), bits(&bb), "db, n={n} m={m}");
+            assert_eq!(bits(&dha), bits(&dhb), "dh, n={n} m={m}");
+            assert_ne!(bits(&dha), bits(&dh0), "dh moved, n={n} m={m}");
         }
     }
 
