@@ -2209,6 +2209,51 @@ mod tests {
         }
     }
 
+    /// The fused decoder pass in blocks of 3 examples (AVX2) and of 6 (AVX-512VL) writes the same
+    /// dz bits and counts (every z_ti is the same chain of FMAs over k); the losses differ only by
+    /// the grouping of an f32 sum of ≤ 24 terms per lane, bounded by 24·ε·Σ I_i err².
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fused_decoder_copies_agree() {
+        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+            return;
+        }
+        let mut rng = StreamRng::seed_from_u64(29);
+        let mut draw =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect() };
+        for (t_len, n, m, linear) in [(37, 403, 30, false), (20, 64, 9, true), (6, 13, 40, false)] {
+            let (h, transposed) = (draw(t_len * m), draw(m * n));
+            let (bias, coefficient) = (draw(n), draw(n));
+            // Importances are positive: the loss is a sum of positive terms.
+            let importance: Vec<f32> = draw(n).iter().map(|v| v.abs()).collect();
+            let mut y = draw(t_len * n);
+            for (k, v) in y.iter_mut().enumerate() {
+                *v = if k % 5 == 0 { v.abs() } else { 0.0 };
+            }
+            let constants = avx2::OutputConstants {
+                bias: &bias,
+                importance: &importance,
+                coefficient: &coefficient,
+                linear,
+            };
+            let (mut a, mut b) = (vec![f32::NAN; t_len * n], vec![f32::NAN; t_len * n]);
+            // SAFETY: the CPU features were checked above.
+            let (la, ca) =
+                unsafe { avx2::decoder_forward(&h, &transposed, &constants, &y, t_len, &mut a) };
+            let (lb, cb) = unsafe {
+                avx2::decoder_forward_avx512(&h, &transposed, &constants, &y, t_len, &mut b)
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b));
+            assert_eq!(ca, cb);
+            assert!(ca > 0 && ca < t_len * n || linear);
+            assert!(
+                (la - lb).abs() <= 24.0 * f32::EPSILON as f64 * la.abs(),
+                "{la} vs {lb}"
+            );
+        }
+    }
+
     /// The mask-register copy of the sparse decoder backward (h and dh in registers for m ≤ 32)
     /// gives the bits of the AVX2 copy (h and dh in memory), for every register count and tail.
     #[cfg(target_arch = "x86_64")]
