@@ -23,7 +23,8 @@
 //! - in a chunk, examples with x = 0 are handled together in closed form ([`zero_examples`]); the
 //!   others are gathered and processed in **tiles** of at most T examples: [`small_tile`] (m ≤ 8,
 //!   activations stored [m, T], loops along the batch) or [`large_tile`] (m > 8, activations [T, m],
-//!   GEMMs for the dense products, dz = 0 skipping in the backward pass).
+//!   the decoder forward fused with the loss and dz, GEMMs for the other dense products, dz = 0
+//!   skipping in the backward pass).
 //! - a batch drawn dense and feature-major ([`DenseBatch`], [`loss_and_gradient_dense`]) skips the
 //!   gathering: the small path's tiles are T consecutive examples, zeros included, read in place
 //!   as rows of the [n, S] input matrix.
@@ -809,7 +810,8 @@ fn dense_encoder_gradient<const M: usize>(
 /// Layout: pre, h, dh [T, m]; z, dz, y [T, n] (T = `rows.len()`). Steps and their equations:
 /// 1. pre = X E: scattered axpys pre_t += x_j E_j over the non-zeros, or one GEMM [T,n]·[n,m] when
 ///    the tile is ≥ 20% dense.
-/// 2. Z = H Dᵀ: GEMM [T,m]·[m,n]; then z += b, the loss, and dz in place (one pass, vectorised over i).
+/// 2. Z = H Dᵀ + b, the loss, and dz in place: one fused register-blocked pass over Dᵀ
+///    ([`avx2::decoder_forward`], Avx2 variant), or a GEMM [T,m]·[m,n] and then one pass over z.
 /// 3. Backward of the decoder: if dz is ≥ 20% non-zero, dH = dZ D and dD += dZᵀ H (two GEMMs);
 ///    otherwise only the non-zero dz_ti are visited: dD_i += dz h_t, dh_t += dz D_i (axpys of length m).
 /// 4. dpre = dh ⊙ 1[pre > 0]; dE = Xᵀ dpre (GEMM if step 1 was one, else axpys over the non-zeros).
