@@ -171,7 +171,10 @@ pub fn advance<T: Task>(
                 observables: task.observe(&state.parameters),
             });
         }
-        if !loss.is_finite() || gradient.iter().any(|g| !g.is_finite()) {
+        // A branch-free fold (vectorised): at 10⁵ parameters a short-circuiting scan is a serial
+        // pause in every step, long enough for the other worker threads to fall asleep.
+        let gradient_finite = gradient.iter().fold(true, |all, g| all & g.is_finite());
+        if !loss.is_finite() || !gradient_finite {
             state.status = Status::Diverged { step, loss };
             break;
         }
