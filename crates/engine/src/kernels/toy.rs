@@ -1112,14 +1112,10 @@ fn lane_sum(v: &[f32; LANES]) -> f32 {
 }
 
 /// The small-m sweep over two features at once, for CPUs with AVX-512VL (32 vector registers hold
-/// both features' accumulators); 256-bit vectors, the same operations as [`avx2::feature_sweep`].
+/// both features' accumulators): [`avx2::sweep`] with F = 2, compiled with AVX-512VL.
 #[cfg(target_arch = "x86_64")]
-// Index loops over the M hidden dimensions address several register arrays at once.
-#[allow(clippy::needless_range_loop)]
 mod avx512 {
-    use super::avx2::{decode, lane_total, output_error, output_gradient};
-    use super::LANES;
-    use std::arch::x86_64::*;
+    use super::avx2::sweep;
 
     /// The two features' constants: b_i and c_i.
     #[derive(Clone, Copy)]
@@ -1128,12 +1124,9 @@ mod avx512 {
         pub coefficient: [f32; 2],
     }
 
-    /// Features i and i + 1 of [`super::small_tile`] over lanes 0..used, 8 at a time. For each
-    /// feature f: z = b_f + Σ_k D_fk h_k; err = (x̂ − y_f) on lanes < `real`, 0 on the padding;
-    /// dz_f = c_f err ⊙ 1[z > 0 or linear]; then dh_k += D_ik dz_i and dh_k += D_(i+1)k dz_(i+1),
-    /// in that order. Returns per feature (Σ err², Σ dz, [Σ dz h_k]_k) summed over lanes in
-    /// [`super::lane_sum`]'s order. d holds the two decoder rows [2, M]; y the two target rows at
-    /// offsets 0 and `y_stride`. Bit for bit two calls of [`super::avx2::feature_sweep`].
+    /// Features i and i + 1 of [`super::small_tile`]: [`sweep`] with F = 2 (see there), bit for
+    /// bit two calls of [`super::avx2::feature_sweep`]. d holds the two decoder rows [2, M]; y the
+    /// two target rows at offsets 0 and `y_stride`.
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA, AVX-512F and AVX-512VL. (Memory accesses are checked by the
@@ -1152,84 +1145,13 @@ mod avx512 {
         y_stride: usize,
         real: usize,
     ) -> [(f32, f32, [f32; M]); 2] {
+        let (b, c) = (features.bias, features.coefficient);
         // One compiled loop per output kind: no test of `linear` inside it.
         if linear {
-            pair_sweep::<M, true>(h, dh, tile, used, d, features, y, y_stride, real)
+            sweep::<M, 2, true>(h, dh, tile, used, d, b, c, y, y_stride, real)
         } else {
-            pair_sweep::<M, false>(h, dh, tile, used, d, features, y, y_stride, real)
+            sweep::<M, 2, false>(h, dh, tile, used, d, b, c, y, y_stride, real)
         }
-    }
-
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn pair_sweep<const M: usize, const LINEAR: bool>(
-        h: &[f32],
-        dh: &mut [f32],
-        tile: usize,
-        used: usize,
-        d: &[f32],
-        features: Pair,
-        y: &[f32],
-        y_stride: usize,
-        real: usize,
-    ) -> [(f32, f32, [f32; M]); 2] {
-        assert!(used.is_multiple_of(LANES) && used <= tile && real <= used);
-        assert!(h.len() >= M * tile && dh.len() >= M * tile && d.len() == 2 * M);
-        assert!(y.len() >= y_stride + used);
-        let zero = _mm256_setzero_ps();
-        let mut vd = [[zero; M]; 2];
-        for f in 0..2 {
-            for k in 0..M {
-                vd[f][k] = _mm256_set1_ps(d[f * M + k]);
-            }
-        }
-        let vb = [
-            _mm256_set1_ps(features.bias[0]),
-            _mm256_set1_ps(features.bias[1]),
-        ];
-        let vc = [
-            _mm256_set1_ps(features.coefficient[0]),
-            _mm256_set1_ps(features.coefficient[1]),
-        ];
-        let (mut e2, mut db) = ([zero; 2], [zero; 2]);
-        let mut dd = [[zero; M]; 2];
-        let (hp, dhp, yp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr());
-        let mut t = 0;
-        while t < used {
-            // SAFETY (all loads and stores below): t + 8 ≤ used ≤ tile, so k·tile + t + 8 ≤ M·tile
-            // ≤ len of h and dh, and y_stride + t + 8 ≤ len of y (asserted above).
-            let mut hk = [zero; M];
-            for k in 0..M {
-                hk[k] = _mm256_loadu_ps(hp.add(k * tile + t));
-            }
-            let mut dz = [zero; 2];
-            for f in 0..2 {
-                let z = decode::<M>(vb[f], &vd[f], &hk);
-                let yf = _mm256_loadu_ps(yp.add(f * y_stride + t));
-                let err = output_error::<LINEAR>(z, yf, t, real);
-                e2[f] = _mm256_fmadd_ps(err, err, e2[f]);
-                dz[f] = output_gradient::<LINEAR>(z, _mm256_mul_ps(vc[f], err));
-                db[f] = _mm256_add_ps(db[f], dz[f]);
-                for k in 0..M {
-                    dd[f][k] = _mm256_fmadd_ps(dz[f], hk[k], dd[f][k]);
-                }
-            }
-            for k in 0..M {
-                let at = dhp.add(k * tile + t);
-                let first = _mm256_fmadd_ps(dz[0], vd[0][k], _mm256_loadu_ps(at));
-                _mm256_storeu_ps(at, _mm256_fmadd_ps(dz[1], vd[1][k], first));
-            }
-            t += LANES;
-        }
-        let mut out = [(0.0f32, 0.0f32, [0.0f32; M]); 2];
-        for f in 0..2 {
-            let mut sums = [0.0f32; M];
-            for k in 0..M {
-                sums[k] = lane_total(dd[f][k]);
-            }
-            out[f] = (lane_total(e2[f]), lane_total(db[f]), sums);
-        }
-        out
     }
 }
 
@@ -1721,14 +1643,11 @@ mod avx2 {
         }
     }
 
-    /// One feature i of [`super::small_tile`] over lanes 0..used, 8 at a time:
-    /// z = b + Σ_k D_k h_k; err = (x̂ − y) on lanes < `real`, 0 on the padding ([`output_error`]);
-    /// dz = c err ⊙ 1[z > 0 or linear]; dh_k += D_k dz (in place). Returns (Σ err², Σ dz,
-    /// [Σ dz h_k]_k), each summed over lanes in [`lane_sum`]'s fixed order. h and dh are
-    /// [M, tile]; y is [used].
+    /// One feature i of [`super::small_tile`]: [`sweep`] with F = 1 (see there). d is the
+    /// decoder row [M]; y the target row [used].
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA. (Every memory access is checked by the asserts below.)
+    /// The CPU must support AVX2 and FMA. (Memory accesses are checked by [`sweep`]'s asserts.)
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn feature_sweep<const M: usize>(
@@ -1743,64 +1662,94 @@ mod avx2 {
         y: &[f32],
         real: usize,
     ) -> (f32, f32, [f32; M]) {
-        if linear {
-            single_sweep::<M, true>(h, dh, tile, used, d, bias, c, y, real)
+        let [out] = if linear {
+            sweep::<M, 1, true>(h, dh, tile, used, d, [bias], [c], y, 0, real)
         } else {
-            single_sweep::<M, false>(h, dh, tile, used, d, bias, c, y, real)
-        }
+            sweep::<M, 1, false>(h, dh, tile, used, d, [bias], [c], y, 0, real)
+        };
+        out
     }
 
+    /// Features i..i + F of [`super::small_tile`] over lanes 0..used, 8 at a time (F = 1, or 2 where
+    /// 32 registers hold both features' constants and accumulators). For each feature f:
+    /// z = b_f + Σ_k D_fk h_k ([`decode`]); err = (x̂ − y_f) on lanes < `real`, 0 on the padding
+    /// ([`output_error`]); dz_f = c_f err ⊙ 1[z > 0 or LINEAR]; then dh_k += D_fk dz_f in feature
+    /// order. Returns per feature (Σ err², Σ dz, [Σ dz h_k]_k), each summed over lanes in
+    /// [`lane_sum`]'s fixed order. h and dh are [M, tile]; d holds the F decoder rows [F, M]; y
+    /// the F target rows at offsets 0, `y_stride`, …. Every feature's arithmetic is the same
+    /// whatever F, so F = 2 gives the bits of two calls with F = 1 (a test checks it).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA. (Every memory access is checked by the asserts below.)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn single_sweep<const M: usize, const LINEAR: bool>(
+    pub(super) unsafe fn sweep<const M: usize, const F: usize, const LINEAR: bool>(
         h: &[f32],
         dh: &mut [f32],
         tile: usize,
         used: usize,
         d: &[f32],
-        bias: f32,
-        c: f32,
+        bias: [f32; F],
+        coefficient: [f32; F],
         y: &[f32],
+        y_stride: usize,
         real: usize,
-    ) -> (f32, f32, [f32; M]) {
+    ) -> [(f32, f32, [f32; M]); F] {
         assert!(used.is_multiple_of(LANES) && used <= tile && real <= used);
-        assert!(h.len() >= M * tile && dh.len() >= M * tile && d.len() == M);
-        assert!(y.len() >= used);
+        assert!(h.len() >= M * tile && dh.len() >= M * tile && d.len() == F * M);
+        assert!(y.len() >= (F - 1) * y_stride + used);
         let zero = _mm256_setzero_ps();
-        let vb = _mm256_set1_ps(bias);
-        let vc = _mm256_set1_ps(c);
-        let mut vd = [zero; M];
-        for k in 0..M {
-            vd[k] = _mm256_set1_ps(d[k]);
+        let mut vd = [[zero; M]; F];
+        for f in 0..F {
+            for k in 0..M {
+                vd[f][k] = _mm256_set1_ps(d[f * M + k]);
+            }
         }
-        let (mut e2, mut db) = (zero, zero);
-        let mut dd = [zero; M];
+        let vb = bias.map(|b| _mm256_set1_ps(b));
+        let vc = coefficient.map(|c| _mm256_set1_ps(c));
+        let (mut e2, mut db) = ([zero; F], [zero; F]);
+        let mut dd = [[zero; M]; F];
         let (hp, dhp, yp) = (h.as_ptr(), dh.as_mut_ptr(), y.as_ptr());
         let mut t = 0;
         while t < used {
             // SAFETY (all loads and stores below): t + 8 ≤ used ≤ tile, so k·tile + t + 8 ≤ M·tile
-            // ≤ len of h and dh, and t + 8 ≤ used ≤ len of y (asserted above).
+            // ≤ len of h and dh, and f·y_stride + t + 8 ≤ (F − 1)·y_stride + used ≤ len of y
+            // (asserted above).
             let mut hk = [zero; M];
             for k in 0..M {
                 hk[k] = _mm256_loadu_ps(hp.add(k * tile + t));
             }
-            let z = decode::<M>(vb, &vd, &hk);
-            let err = output_error::<LINEAR>(z, _mm256_loadu_ps(yp.add(t)), t, real);
-            e2 = _mm256_fmadd_ps(err, err, e2);
-            let dz = output_gradient::<LINEAR>(z, _mm256_mul_ps(vc, err));
-            db = _mm256_add_ps(db, dz);
+            let mut dz = [zero; F];
+            for f in 0..F {
+                let z = decode::<M>(vb[f], &vd[f], &hk);
+                let yf = _mm256_loadu_ps(yp.add(f * y_stride + t));
+                let err = output_error::<LINEAR>(z, yf, t, real);
+                e2[f] = _mm256_fmadd_ps(err, err, e2[f]);
+                dz[f] = output_gradient::<LINEAR>(z, _mm256_mul_ps(vc[f], err));
+                db[f] = _mm256_add_ps(db[f], dz[f]);
+                for k in 0..M {
+                    dd[f][k] = _mm256_fmadd_ps(dz[f], hk[k], dd[f][k]);
+                }
+            }
             for k in 0..M {
-                dd[k] = _mm256_fmadd_ps(dz, hk[k], dd[k]);
                 let at = dhp.add(k * tile + t);
-                _mm256_storeu_ps(at, _mm256_fmadd_ps(dz, vd[k], _mm256_loadu_ps(at)));
+                let mut sum = _mm256_loadu_ps(at);
+                for f in 0..F {
+                    sum = _mm256_fmadd_ps(dz[f], vd[f][k], sum);
+                }
+                _mm256_storeu_ps(at, sum);
             }
             t += LANES;
         }
-        let mut out = [0.0f32; M];
-        for k in 0..M {
-            out[k] = lane_total(dd[k]);
+        let mut out = [(0.0f32, 0.0f32, [0.0f32; M]); F];
+        for f in 0..F {
+            let mut sums = [0.0f32; M];
+            for k in 0..M {
+                sums[k] = lane_total(dd[f][k]);
+            }
+            out[f] = (lane_total(e2[f]), lane_total(db[f]), sums);
         }
-        (lane_total(e2), lane_total(db), out)
+        out
     }
 
     /// Dense encoder, 16 lanes at a time (then 8): pre_k[t] = Σ_j E_jk x_j[t], with E [n, M] row-major,
@@ -2165,16 +2114,29 @@ mod tests {
         );
     }
 
+    /// Uniform draws in [−1, 1) from `seed` for the tests that compare the SIMD copies of a
+    /// kernel; `None` when the CPU lacks AVX2, FMA or AVX-512VL (nothing to compare there).
+    #[cfg(target_arch = "x86_64")]
+    fn simd_test_draws(seed: u64) -> Option<impl FnMut(usize) -> Vec<f32>> {
+        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+            return None;
+        }
+        let mut rng = StreamRng::seed_from_u64(seed);
+        Some(move |len: usize| (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect())
+    }
+
+    /// The bit patterns of `v`, to compare floats exactly (−0 ≠ +0).
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     /// The two-feature sweep is the one-feature sweep twice, to the bit (sums and dh).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn paired_sweep_equals_two_single_sweeps() {
-        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+        let Some(mut draw) = simd_test_draws(17) else {
             return;
-        }
-        let mut rng = StreamRng::seed_from_u64(17);
-        let mut draw =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect() };
+        };
         const M: usize = 5;
         // Targets with their own stride, as read in place from a dense batch.
         let (tile, used, y_stride) = (64, 48, 80);
@@ -2227,7 +2189,6 @@ mod tests {
                 assert_eq!(single.2.map(f32::to_bits), paired[f].2.map(f32::to_bits));
                 assert!(single.0 > 0.0);
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&dh_single), bits(&dh_pair));
             assert_ne!(bits(&dh_single), bits(&dh0));
         }
@@ -2239,12 +2200,9 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn fused_decoder_copies_agree() {
-        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+        let Some(mut draw) = simd_test_draws(29) else {
             return;
-        }
-        let mut rng = StreamRng::seed_from_u64(29);
-        let mut draw =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect() };
+        };
         for (t_len, n, m, linear) in [(37, 403, 30, false), (20, 64, 9, true), (6, 13, 40, false)] {
             let (h, transposed) = (draw(t_len * m), draw(m * n));
             let (bias, coefficient) = (draw(n), draw(n));
@@ -2267,7 +2225,6 @@ mod tests {
             let (lb, cb) = unsafe {
                 avx2::decoder_forward_avx512(&h, &transposed, &constants, &y, t_len, &mut b)
             };
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&a), bits(&b));
             assert_eq!(ca, cb);
             assert!(ca > 0 && ca < t_len * n || linear);
@@ -2283,12 +2240,9 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn sparse_decoder_backward_copies_agree_to_the_bit() {
-        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+        let Some(mut draw) = simd_test_draws(23) else {
             return;
-        }
-        let mut rng = StreamRng::seed_from_u64(23);
-        let mut draw =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect() };
+        };
         for (n, m) in [(37, 3), (40, 8), (19, 13), (64, 30), (8, 32), (30, 45)] {
             // About a third of dz non-zero, in no regular pattern.
             let mut dz = draw(n);
@@ -2306,7 +2260,6 @@ mod tests {
                 avx2::sparse_decoder_backward(&dz, &h, &decoder, &mut ga, &mut ba, &mut dha);
                 avx2::sparse_decoder_backward_avx512(&dz, &h, &decoder, &mut gb, &mut bb, &mut dhb);
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&ga), bits(&gb), "dD, n={n} m={m}");
             assert_eq!(bits(&ba), bits(&bb), "db, n={n} m={m}");
             assert_eq!(bits(&dha), bits(&dhb), "dh, n={n} m={m}");
