@@ -1262,37 +1262,23 @@ mod avx2 {
             hk[v] = load(h.as_ptr(), v);
             acc[v] = load(dh.as_ptr(), v);
         }
-        let mut block = 0;
-        while block < n {
-            let mut bits = if block + LANES <= n {
-                // SAFETY: block + 8 ≤ n = len of dz.
-                let v = _mm256_loadu_ps(dz.as_ptr().add(block));
-                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, zero)) as u32
-            } else {
-                (block..n).fold(0u32, |b, i| b | ((dz[i] != 0.0) as u32) << (i - block))
-            };
-            while bits != 0 {
-                let i = block + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let d = dz[i];
-                g_bias[i] += d;
-                let vd = _mm256_set1_ps(d);
-                let (row, grad) = (
-                    decoder.as_ptr().add(i * m),
-                    g_decoder.as_mut_ptr().add(i * m),
+        for_each_nonzero(dz, |i, d| {
+            g_bias[i] += d;
+            let vd = _mm256_set1_ps(d);
+            let (row, grad) = (
+                decoder.as_ptr().add(i * m),
+                g_decoder.as_mut_ptr().add(i * m),
+            );
+            for v in 0..V {
+                // dD_i += dz h;  dh += dz D_i (un-fused, as the memory version).
+                store(
+                    grad,
+                    v,
+                    _mm256_add_ps(load(grad, v), _mm256_mul_ps(vd, hk[v])),
                 );
-                for v in 0..V {
-                    // dD_i += dz h;  dh += dz D_i (un-fused, as the memory version).
-                    store(
-                        grad,
-                        v,
-                        _mm256_add_ps(load(grad, v), _mm256_mul_ps(vd, hk[v])),
-                    );
-                    acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(vd, load(row, v)));
-                }
+                acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(vd, load(row, v)));
             }
-            block += LANES;
-        }
+        });
         for v in 0..V {
             store(dh.as_mut_ptr(), v, acc[v]);
         }
@@ -1311,73 +1297,83 @@ mod avx2 {
         assert!(decoder.len() == n * m && g_decoder.len() == n * m);
         assert!(g_bias.len() == n && dh.len() == m);
         let full = m / LANES * LANES;
-        let zero = _mm256_setzero_ps();
         // Lane l of the tail is on (sign bit set) when full + l < m.
         let tail = _mm256_cmpgt_epi32(
             _mm256_set1_epi32((m - full) as i32),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         );
+        for_each_nonzero(dz, |i, d| {
+            g_bias[i] += d;
+            let vd = _mm256_set1_ps(d);
+            let (row, grad) = (
+                decoder.as_ptr().add(i * m),
+                g_decoder.as_mut_ptr().add(i * m),
+            );
+            let mut k = 0;
+            // SAFETY: k + 8 ≤ full ≤ m, and rows i·m..i·m + m lie within D and dD (i < n);
+            // h and dh hold m entries.
+            while k < full {
+                let at = grad.add(k);
+                let hk = _mm256_loadu_ps(h.as_ptr().add(k));
+                _mm256_storeu_ps(
+                    at,
+                    _mm256_add_ps(_mm256_loadu_ps(at), _mm256_mul_ps(vd, hk)),
+                );
+                let dhk = dh.as_mut_ptr().add(k);
+                let dk = _mm256_loadu_ps(row.add(k));
+                _mm256_storeu_ps(
+                    dhk,
+                    _mm256_add_ps(_mm256_loadu_ps(dhk), _mm256_mul_ps(vd, dk)),
+                );
+                k += LANES;
+            }
+            if full < m && MASK_REGISTERS {
+                // The same with AVX-512VL mask registers (k has bit l set when full + l < m).
+                let k = ((1u32 << (m - full)) - 1) as __mmask8;
+                let at = grad.add(full);
+                let hk = _mm256_maskz_loadu_ps(k, h.as_ptr().add(full));
+                let sum = _mm256_add_ps(_mm256_maskz_loadu_ps(k, at), _mm256_mul_ps(vd, hk));
+                _mm256_mask_storeu_ps(at, k, sum);
+                let dhk = dh.as_mut_ptr().add(full);
+                let dk = _mm256_maskz_loadu_ps(k, row.add(full));
+                let sum = _mm256_add_ps(_mm256_maskz_loadu_ps(k, dhk), _mm256_mul_ps(vd, dk));
+                _mm256_mask_storeu_ps(dhk, k, sum);
+            } else if full < m {
+                // The last m − full < 8 entries with masked loads and stores (lanes past m
+                // are neither read nor written).
+                let at = grad.add(full);
+                let hk = _mm256_maskload_ps(h.as_ptr().add(full), tail);
+                let sum = _mm256_add_ps(_mm256_maskload_ps(at, tail), _mm256_mul_ps(vd, hk));
+                _mm256_maskstore_ps(at, tail, sum);
+                let dhk = dh.as_mut_ptr().add(full);
+                let dk = _mm256_maskload_ps(row.add(full), tail);
+                let sum = _mm256_add_ps(_mm256_maskload_ps(dhk, tail), _mm256_mul_ps(vd, dk));
+                _mm256_maskstore_ps(dhk, tail, sum);
+            }
+        });
+    }
+
+    /// Calls `visit(i, dz_i)` for every dz_i ≠ 0 in increasing i: a vector compare per 8 entries,
+    /// then bit scans (a branch per entry would mispredict on every other active one).
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[inline(always)]
+    unsafe fn for_each_nonzero(dz: &[f32], mut visit: impl FnMut(usize, f32)) {
+        let (n, zero) = (dz.len(), _mm256_setzero_ps());
         let mut block = 0;
         while block < n {
-            let bits = if block + LANES <= n {
+            let mut bits = if block + LANES <= n {
                 // SAFETY: block + 8 ≤ n = len of dz.
                 let v = _mm256_loadu_ps(dz.as_ptr().add(block));
                 _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, zero)) as u32
             } else {
                 (block..n).fold(0u32, |b, i| b | ((dz[i] != 0.0) as u32) << (i - block))
             };
-            let mut bits = bits;
             while bits != 0 {
                 let i = block + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let d = dz[i];
-                g_bias[i] += d;
-                let vd = _mm256_set1_ps(d);
-                let (row, grad) = (
-                    decoder.as_ptr().add(i * m),
-                    g_decoder.as_mut_ptr().add(i * m),
-                );
-                let mut k = 0;
-                // SAFETY: k + 8 ≤ full ≤ m, and rows i·m..i·m + m lie within D and dD (i < n);
-                // h and dh hold m entries.
-                while k < full {
-                    let at = grad.add(k);
-                    let hk = _mm256_loadu_ps(h.as_ptr().add(k));
-                    _mm256_storeu_ps(
-                        at,
-                        _mm256_add_ps(_mm256_loadu_ps(at), _mm256_mul_ps(vd, hk)),
-                    );
-                    let dhk = dh.as_mut_ptr().add(k);
-                    let dk = _mm256_loadu_ps(row.add(k));
-                    _mm256_storeu_ps(
-                        dhk,
-                        _mm256_add_ps(_mm256_loadu_ps(dhk), _mm256_mul_ps(vd, dk)),
-                    );
-                    k += LANES;
-                }
-                if full < m && MASK_REGISTERS {
-                    // The same with AVX-512VL mask registers (k has bit l set when full + l < m).
-                    let k = ((1u32 << (m - full)) - 1) as __mmask8;
-                    let at = grad.add(full);
-                    let hk = _mm256_maskz_loadu_ps(k, h.as_ptr().add(full));
-                    let sum = _mm256_add_ps(_mm256_maskz_loadu_ps(k, at), _mm256_mul_ps(vd, hk));
-                    _mm256_mask_storeu_ps(at, k, sum);
-                    let dhk = dh.as_mut_ptr().add(full);
-                    let dk = _mm256_maskz_loadu_ps(k, row.add(full));
-                    let sum = _mm256_add_ps(_mm256_maskz_loadu_ps(k, dhk), _mm256_mul_ps(vd, dk));
-                    _mm256_mask_storeu_ps(dhk, k, sum);
-                } else if full < m {
-                    // The last m − full < 8 entries with masked loads and stores (lanes past m
-                    // are neither read nor written).
-                    let at = grad.add(full);
-                    let hk = _mm256_maskload_ps(h.as_ptr().add(full), tail);
-                    let sum = _mm256_add_ps(_mm256_maskload_ps(at, tail), _mm256_mul_ps(vd, hk));
-                    _mm256_maskstore_ps(at, tail, sum);
-                    let dhk = dh.as_mut_ptr().add(full);
-                    let dk = _mm256_maskload_ps(row.add(full), tail);
-                    let sum = _mm256_add_ps(_mm256_maskload_ps(dhk, tail), _mm256_mul_ps(vd, dk));
-                    _mm256_maskstore_ps(dhk, tail, sum);
-                }
+                visit(i, dz[i]);
             }
             block += LANES;
         }
