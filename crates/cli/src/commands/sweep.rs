@@ -20,9 +20,9 @@ static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 /// Arguments of `tms sweep`.
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
-    /// Sweep file (TOML): a base config plus [grid] and/or [[cells]] over dotted config keys.
+    /// Sweep file (TOML): a base config plus `[grid]` and/or `[[cells]]` over dotted config keys.
     sweep: PathBuf,
-    /// Sweep directory: cells/<cell-id>/ run directories, checkpoints, results.csv and results.json.
+    /// Sweep directory: `cells/<cell-id>/` run directories, checkpoints, results.csv and results.json.
     /// Re-running the same command into it trains only what is missing.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,

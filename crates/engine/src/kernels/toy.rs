@@ -20,9 +20,9 @@
 //! - **chunks** of [`CHUNK_EXAMPLES`] examples when B·n·m is large ([`PARALLEL_WORK`]): each chunk
 //!   writes its own gradient, chunks run in parallel on rayon, and their gradients and losses are
 //!   added in chunk order. Small problems are one chunk.
-//! - in a chunk, examples with x = 0 are handled together in closed form ([`zero_examples`]); the
-//!   others are gathered and processed in **tiles** of at most T examples: [`small_tile`] (m ≤ 8,
-//!   activations stored [m, T], loops along the batch) or [`large_tile`] (m > 8, activations [T, m],
+//! - in a chunk, examples with x = 0 are handled together in closed form (`zero_examples`); the
+//!   others are gathered and processed in **tiles** of at most T examples: `small_tile` (m ≤ 8,
+//!   activations stored [m, T], loops along the batch) or `large_tile` (m > 8, activations [T, m],
 //!   the decoder forward fused with the loss and dz, GEMMs for the other dense products, dz = 0
 //!   skipping in the backward pass).
 //! - a batch drawn dense and feature-major ([`DenseBatch`], [`loss_and_gradient_dense`]) skips the
@@ -68,9 +68,9 @@ const DENSE_SMALL_SHARE: usize = 16;
 pub struct Plan {
     /// Examples per chunk (B when the step is not split).
     pub chunk: usize,
-    /// Maximum non-zero examples per tile (a multiple of [`LANES`]).
+    /// Maximum non-zero examples per tile (a multiple of `LANES`).
     pub tile: usize,
-    /// Whether the small-m path ([`small_tile`]) is used.
+    /// Whether the small-m path (`small_tile`) is used.
     pub small: bool,
 }
 
@@ -141,7 +141,7 @@ pub enum Variant {
     /// Plain Rust, auto-vectorised for the target's baseline (SSE2 on x86-64).
     Portable,
     /// AVX2 + FMA: the same loops compiled for 8-wide vectors, and the small-m sweep written with
-    /// intrinsics ([`avx2::feature_sweep`]).
+    /// intrinsics (`avx2::feature_sweep`).
     Avx2,
 }
 
@@ -229,7 +229,7 @@ impl Problem<'_> {
 
 /// L = 1/(B n) Σ_b Σ_i I_i (x̂_i − y_i)² of one batch, and dL/dθ written into `gradient`
 /// (overwritten). Same contract and parameter layout as the naive twin
-/// [`ToyShape::loss_and_gradient_reference`]; shapes: parameters [P], importance [n], gradient [P].
+/// [`ToyShape::loss_and_gradient_reference`]; shapes: parameters \[P\], importance \[n\], gradient \[P\].
 ///
 /// The result is a function of the inputs only: the step is cut into chunks by [`Plan`] (from the
 /// shape and B), chunks may run on any rayon threads, and their results are added in chunk order.

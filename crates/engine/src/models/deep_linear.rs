@@ -19,7 +19,7 @@
 //!   Computed right to left: G_L = E; dW^l = G_l · P_{l−1}ᵀ with the prefix products
 //!   P_l = W^l⋯W¹ ([N_{l+1}, P], P_0 = I); then G_{l−1} = W^lᵀ G_l.
 //!
-//! **Layout.** The flat parameter vector of one instance is [W¹ row-major][W²]…[W^L]; exported
+//! **Layout.** The flat parameter vector of one instance is `[W¹ row-major][W²]…[W^L]`; exported
 //! tensors are `W1`, `W2`, … with shapes [N₂, N₁], [N₃, N₂], ….
 //!
 //! The task ignores the data stream: every step is a full-batch gradient step on Y.

@@ -19,10 +19,10 @@
 //! - abs model: `[W₁: n×m rows (row i = column i of W₁)][W₂: n×m rows (row i = row i of W₂)][b: n]`
 //!
 //! Derivation of the backward pass, per example (dz_i is ∂L/∂z_i, z the output pre-activation):
-//! - dz_i = 2 I_i (x̂_i − y_i) · 1[z_i > 0 or linear] / (B n)
+//! - dz_i = 2 I_i (x̂_i − y_i) · 1\[z_i > 0 or linear\] / (B n)
 //! - db_i = dz_i
 //! - ∂L/∂(decoder row i) = dz_i h
-//! - dh = Σ_i dz_i (decoder row i);  dpre = dh ⊙ 1[pre > 0] for a ReLU hidden layer
+//! - dh = Σ_i dz_i (decoder row i);  dpre = dh ⊙ 1\[pre > 0\] for a ReLU hidden layer
 //! - ∂L/∂(encoder row i) = x_i dpre   (non-zero x_i only)
 //!
 //! For tied models encoder and decoder rows are the same W_i, so the two contributions add:
@@ -147,7 +147,7 @@ impl ToyShape {
     /// twin of the fast training kernel [`crate::kernels::toy::loss_and_gradient`], one example at a
     /// time, generic over f32/f64 so that the gradient checks run it in f64.
     ///
-    /// Shapes: parameters [P], importance [n], gradient [P]; see the module doc for the layout.
+    /// Shapes: parameters \[P\], importance \[n\], gradient \[P\]; see the module doc for the layout.
     /// Cost: O(B (nnz_per_example·m + n·m)), with the n·m backward terms skipped where dz_i = 0
     /// (ReLU outputs that are off and whose target is zero: most features at low density).
     pub fn loss_and_gradient_reference<T: Real>(
@@ -258,7 +258,7 @@ impl ToyShape {
     }
 
     /// Exports one instance's parameters as the output contract's tensors:
-    /// `W` [m, n] and `b` [n] for tied models; `W1` [m, n], `W2` [n, m] and `b` [n] for the abs model.
+    /// `W` [m, n] and `b` \[n\] for tied models; `W1` [m, n], `W2` [n, m] and `b` \[n\] for the abs model.
     pub fn export(&self, parameters: &[f32]) -> Vec<NamedTensor> {
         let (n, m) = (self.n_features, self.n_hidden);
         let (enc, dec, bias_at) = self.offsets();
@@ -331,7 +331,7 @@ pub struct ToyTask {
     pub shape: ToyShape,
     /// Law of the input features (density, correlations, value range).
     pub distribution: FeatureDistribution,
-    /// Importance I_i of each feature, [n].
+    /// Importance I_i of each feature, \[n\].
     pub importance: Vec<f32>,
     /// Training minibatch size B.
     pub batch_size: usize,

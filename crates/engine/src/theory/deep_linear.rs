@@ -75,7 +75,7 @@ pub fn tree_spectrum(branching: usize, depth: usize) -> Vec<SpectrumLevel> {
     levels
 }
 
-/// Eigenvalues of E[YᵀY]/N_f for the branching-diffusion model (B, D, flip probability ε): with
+/// Eigenvalues of E\[YᵀY\]/N_f for the branching-diffusion model (B, D, flip probability ε): with
 /// r = 1 − 2ε, q_l = r^{2(D−l)} (q_{−1} = 0), n_l = B^{D−l}:
 /// λ_root = Σ_{l=0..D} (q_l − q_{l−1})·n_l and λ_k = Σ_{l=k+1..D} (q_l − q_{l−1})·n_l with
 /// multiplicity (B−1)·B^k. The singular values of a sampled Y are ≈ √(N_f·λ).

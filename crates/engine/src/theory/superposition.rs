@@ -1,11 +1,11 @@
 //! Closed forms of experiments.md §3–§4 for uniform-value sparse features (values U[0, 1] at density p).
 
-/// E[x] = p/2 of a feature at density p.
+/// E\[x\] = p/2 of a feature at density p.
 pub fn feature_mean(density: f64) -> f64 {
     density / 2.0
 }
 
-/// Var[x] = σ² = p/3 − p²/4 of a feature at density p.
+/// Var\[x\] = σ² = p/3 − p²/4 of a feature at density p.
 pub fn feature_variance(density: f64) -> f64 {
     density / 3.0 - density * density / 4.0
 }
@@ -22,7 +22,7 @@ pub fn linear_optimum_loss(importance: &[f64], density: f64, n_hidden: usize) ->
 
 /// Exact expected loss (per example, mean over features) of a *linear* model x̂ = G x + b,
 /// G = WᵀW, on iid features of density p: with A = G − I, μ = p/2, σ² = p/3 − p²/4,
-/// E[L] = (1/n) Σ_i I_i [σ² Σ_j A_ij² + (μ Σ_j A_ij + b_i)²].
+/// E\[L\] = (1/n) Σ_i I_i [σ² Σ_j A_ij² + (μ Σ_j A_ij + b_i)²].
 /// `gram` is G (n×n row-major), `bias` is b.
 pub fn linear_expected_loss(gram: &[f64], bias: &[f64], importance: &[f64], density: f64) -> f64 {
     let n = bias.len();

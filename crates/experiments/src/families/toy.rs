@@ -41,7 +41,7 @@ pub struct RawToy {
     /// Correlated and anticorrelated sets of features; the other features are independent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sets: Vec<RawSet>,
-    /// `unit` (U[0,1]) or `signed` (U[−1,1]); default `signed` for `abs`, else `unit`.
+    /// `unit` (U\[0, 1\]) or `signed` (U\[−1, 1\]); default `signed` for `abs`, else `unit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<String>,
     /// Training minibatch size.
