@@ -339,8 +339,10 @@ impl FeatureDistribution {
         // Rows 4 KiB apart would share their L1 sets (a tile reads all n rows at once): a stride
         // that is a multiple of 64 floats gets 16 more.
         let stride = trials_per_feature + BLOCK * trials_per_feature.is_multiple_of(64) as usize;
-        if (out.n_features, out.stride) != (self.n_features, stride) {
-            // The padding columns are zero and never written; the rest is overwritten below.
+        let shape = (self.n_features, batch_size, stride);
+        if (out.n_features, out.batch_size, out.stride) != shape {
+            // Columns from W on are zero and never written (a different B with the same stride
+            // could have written some); the rest is overwritten below.
             out.x.clear();
             out.x.resize(self.n_features * stride, 0.0);
         }
@@ -1313,6 +1315,19 @@ mod tests {
                     assert_eq!(a.state(), b.state());
                 }
             }
+        }
+        // A reused batch keeps its padding zero when B changes under the same stride: B = 1040
+        // fills columns 1024..1040 that B = 1024 (stride 1024 + 16) leaves as padding.
+        let dist = FeatureDistribution::uniform(3, 0.5, ValueRange::Unit).unwrap();
+        let (mut rng, mut dense) = (StreamRng::seed_from_u64(4), DenseBatch::default());
+        dist.sample_dense_into(&mut rng, 1040, &mut dense);
+        assert!(dense.x[1024..1040].iter().any(|&x| x != 0.0));
+        dist.sample_dense_into(&mut rng, 1024, &mut dense);
+        assert_eq!(dense.stride(), 1040);
+        for j in 0..3 {
+            assert!(dense.x[j * 1040 + 1024..(j + 1) * 1040]
+                .iter()
+                .all(|&x| x == 0.0));
         }
         // Below the threshold, or with several groups, batches are drawn as rows.
         assert!(!FeatureDistribution::uniform(5, 0.05, ValueRange::Unit)
