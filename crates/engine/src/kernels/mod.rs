@@ -6,6 +6,7 @@
 //! | kernel | computes | naive twin |
 //! |---|---|---|
 //! | [`toy::loss_and_gradient`] | L and dL/dθ of a toy model on a sparse batch | [`crate::models::toy::ToyShape::loss_and_gradient_reference`] |
+//! | [`toy::loss_and_gradient_dense`] | the same on a batch drawn dense (density ≥ 1/16) | the same twin, on the batch's rows |
 //! | [`gemm`] | C ← α A B + β C (strided) | [`gemm_naive`] |
 //!
 //! What makes the fast paths fast (each kernel's doc says which it uses):
@@ -15,16 +16,21 @@
 //!   for every such example, so they cost O(n) together, not O(n m) each;
 //! - **batch-vectorised small models**: for m ≤ 8 the activations are stored transposed, [m, T],
 //!   and every loop runs along the batch, so SIMD lanes are full whatever n and m are;
-//! - **GEMMs** (`matrixmultiply::sgemm`, pure Rust) for the dense decoder Wᵀh and its backward where
-//!   m is larger;
+//! - **dense batches read in place**: at density ≥ 1/16 the sampler writes x as a dense [n, S]
+//!   matrix and the small-m tiles read it directly, with no compressed rows and no scatter;
+//! - **a fused decoder pass** where m is larger: z = Dh + b, the loss and dz in one register-blocked
+//!   pass over Dᵀ; **GEMMs** (`matrixmultiply::sgemm`, pure Rust) for the dense encoder and the
+//!   dense backward products;
 //! - **dz = 0 skipping**: the backward pass visits only outputs whose gradient is non-zero (off ReLU
 //!   outputs are most of them once biases turn negative);
 //! - **fixed batch chunks** reduced in a fixed order, so a large instance can use several threads and
 //!   still give bit-identical results for any thread count.
 //!
-//! The hot loops are compiled twice: for AVX2+FMA (selected at run time) and portably. Both are plain
-//! safe Rust; `unsafe` appears only to call the AVX2 copy after checking the CPU, and to call
-//! `sgemm` after checking every index it will touch.
+//! The hot loops are compiled twice: for AVX2+FMA (selected at run time) and portably. The AVX2 copy
+//! writes its innermost loops with `std::arch` intrinsics (and AVX-512VL copies where the CPU has
+//! them); those functions are `unsafe`, check every index they touch with asserts up front, and
+//! say why each access is in bounds in a `// SAFETY:` note. `sgemm` is called after checking
+//! every index it will touch.
 
 pub mod toy;
 
@@ -42,11 +48,14 @@ pub(crate) fn has_avx512vl() -> bool {
 }
 
 /// Whether the CPU has AVX2 and FMA, so that the `#[target_feature]` copies of the kernels may run.
+/// POPCNT is checked too (every AVX2 CPU has it): the fused decoder pass counts with it.
 #[inline]
 pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("popcnt")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -140,8 +140,9 @@ pub struct ToyKernelWorkspace {
 pub enum Variant {
     /// Plain Rust, auto-vectorised for the target's baseline (SSE2 on x86-64).
     Portable,
-    /// AVX2 + FMA: the same loops compiled for 8-wide vectors, and the small-m sweep written with
-    /// intrinsics (`avx2::feature_sweep`).
+    /// AVX2 + FMA (+ POPCNT): the same loops compiled for 8-wide vectors, and the small-m sweep,
+    /// the dense encoder, the fused decoder pass and the sparse decoder backward written with
+    /// intrinsics (module `avx2`; AVX-512VL copies where the CPU has it).
     Avx2,
 }
 
@@ -897,10 +898,10 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
         };
         let transposed = p.decoder_transposed;
         (sum, active_count) = if super::has_avx512vl() {
-            // SAFETY: AVX2 and FMA (the Avx2 variant) and AVX-512VL (checked just now).
+            // SAFETY: AVX2, FMA and POPCNT (the Avx2 variant) and AVX-512VL (checked just now).
             unsafe { avx2::decoder_forward_avx512(h, transposed, &constants, y, t_len, z) }
         } else {
-            // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
+            // SAFETY: AVX2, FMA and POPCNT were checked when the Avx2 variant was chosen.
             unsafe { avx2::decoder_forward(h, transposed, &constants, y, t_len, z) }
         };
     }
