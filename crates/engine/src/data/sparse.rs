@@ -294,10 +294,7 @@ impl FeatureDistribution {
         let [FeatureGroup::Independent { density, .. }] = self.groups.as_slice() else {
             unreachable!("feature-major trials need one independent group")
         };
-        let mut generators = TrialGenerators {
-            trials: LaneRng::seeded_from(rng),
-            values: LaneRng::seeded_from(rng),
-        };
+        let mut generators = TrialGenerators::seeded_from(rng);
         let stride = batch_size.div_ceil(BLOCK) * BLOCK;
         let blocks_per_feature = stride / BLOCK;
         masks.clear();
@@ -407,10 +404,8 @@ impl FeatureDistribution {
             let total_units = batch_size * units_per_row;
             if let FeatureGroup::Independent { .. } = group {
                 if (BERNOULLI_DENSITY..1.0).contains(&unit_density) {
-                    let generators = generators.get_or_insert_with(|| TrialGenerators {
-                        trials: LaneRng::seeded_from(rng),
-                        values: LaneRng::seeded_from(rng),
-                    });
+                    let generators =
+                        generators.get_or_insert_with(|| TrialGenerators::seeded_from(rng));
                     bernoulli_trials(generators, unit_density, batch_size, features, signed, out);
                     continue;
                 }
@@ -478,6 +473,16 @@ const BLOCK: usize = 2 * RNG_LANES;
 struct TrialGenerators {
     trials: LaneRng,
     values: LaneRng,
+}
+
+impl TrialGenerators {
+    /// Both generators, seeded from the instance's stream: the trials' first, then the values'.
+    fn seeded_from(rng: &mut StreamRng) -> Self {
+        Self {
+            trials: LaneRng::seeded_from(rng),
+            values: LaneRng::seeded_from(rng),
+        }
+    }
 }
 
 /// The non-zeros of an independent group of features `features` with density p over `batch_size`
@@ -554,10 +559,11 @@ fn success_threshold(density: f64) -> u32 {
     (density * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
 }
 
-/// The vectorised passes of [`bernoulli_trials`]: a portable copy (plain loops over [`LaneRng`]),
-/// an AVX2 copy (the eight lanes in two 256-bit registers per state word; also compiled with
-/// AVX-512VL where present) and an AVX-512 compress for the positions. Integer arithmetic
-/// and exact conversions: both copies produce the same bits (a test checks it).
+/// The vectorised passes of the tested trials ([`bernoulli_trials`] and the feature-major draws):
+/// portable copies (plain loops over [`LaneRng`]), AVX2 copies (the eight lanes in two 256-bit
+/// registers per state word) and AVX-512 copies (the trial masks on 512-bit registers, the
+/// expand into a dense matrix, the positions by compress). Integer arithmetic and exact
+/// conversions: every copy produces the same bits as the portable one (a test checks each).
 mod vectorised {
     use super::BLOCK;
     use crate::rng::LaneRng;
@@ -759,8 +765,7 @@ mod vectorised {
         }
     }
 
-    /// [`super::positions`] with AVX-512 compress: the 16 candidate (row, feature) pairs of a block
-    /// are loaded from the tables and the successes' packed to the front, branch-free.
+    /// The AVX-512F copies: trial masks, expand and positions.
     #[cfg(target_arch = "x86_64")]
     mod avx512 {
         use super::BLOCK;
@@ -838,6 +843,9 @@ mod vectorised {
             }
         }
 
+        /// [`super::positions`] with AVX-512 compress: the 16 candidate (row, feature) pairs of a
+        /// block are loaded from the tables and the successes' packed to the front, branch-free.
+        ///
         /// # Safety
         /// The CPU must support AVX-512F. (Every memory access is checked by the asserts below.)
         #[target_feature(enable = "avx512f")]
@@ -852,7 +860,7 @@ mod vectorised {
             let width = columns.len() - BLOCK - 1;
             assert!(rows.len() == columns.len() && width > 0 && columns[0] as usize == start);
             assert!(masks.len() * BLOCK < 1 << 50);
-            let successes: usize = masks.iter().map(|m| m.count_ones() as usize).sum();
+            let successes = super::successes(masks);
             assert!(out_rows.len() >= successes + BLOCK && out_features.len() >= successes + BLOCK);
             let inverse_width = 1.0 / width as f64;
             let mut k = 0usize;
@@ -948,11 +956,6 @@ mod vectorised {
             threshold: u32,
             masks: &mut [u16],
         ) {
-            trial_masks_body(lanes, threshold, masks)
-        }
-
-        #[inline(always)]
-        unsafe fn trial_masks_body(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
             debug_assert_eq!(BLOCK, 2 * RNG_LANES);
             let mut s = load(lanes);
             let bias = _mm256_set1_epi32(i32::MIN);
@@ -1488,6 +1491,15 @@ mod tests {
             vectorised::trial_masks(&mut fast, threshold, &mut a);
             vectorised::trial_masks_portable(&mut portable, threshold, &mut b);
             assert_eq!(a, b, "threshold {threshold}");
+            // The AVX2 copy too, which the dispatcher skips on AVX-512 CPUs.
+            #[cfg(target_arch = "x86_64")]
+            if crate::kernels::has_avx2_fma() {
+                let (mut lanes2, mut c) = (lanes.clone(), vec![0u16; 200]);
+                // SAFETY: AVX2 is present (checked just above).
+                unsafe { vectorised::avx2::trial_masks(&mut lanes2, threshold, &mut c) };
+                assert_eq!(a, c, "AVX2, threshold {threshold}");
+                assert_eq!(lanes2.next_words(), fast.clone().next_words());
+            }
             let set: usize = a.iter().map(|m| m.count_ones() as usize).sum();
             assert_eq!(vectorised::successes(&a), set);
             assert_eq!(
