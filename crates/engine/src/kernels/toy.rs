@@ -578,10 +578,13 @@ fn small_tile<const M: usize>(
         z.clear();
         z.resize(2 * tile, 0.0);
     }
-    // Lanes past the tile's examples are padding: their error is multiplied by 0.
-    mask.clear();
-    mask.resize(tile, 0.0);
-    mask[..rows.len()].fill(1.0);
+    // Lanes past the tile's examples are padding: the portable sweep multiplies their error by
+    // this mask (the AVX2 sweeps clear them in the last group).
+    if p.variant == Variant::Portable {
+        mask.clear();
+        mask.resize(tile, 0.0);
+        mask[..rows.len()].fill(1.0);
+    }
 
     let (x, x_stride): (&[f32], usize) = match p.input {
         // The tile's examples are consecutive: columns rows[0].. of the [n, S] matrix (padded with
@@ -649,7 +652,6 @@ fn small_tile<const M: usize>(
     let h: &[f32] = if relu_hidden { hidden } else { pre };
 
     let linear = !p.kind.relu_output();
-    let mask = &mask[..used];
     // Lanes 0..real are the tile's examples; real..used padding.
     let real = rows.len();
     let mut sum = 0.0f64;
@@ -673,12 +675,8 @@ fn small_tile<const M: usize>(
                     h, dhidden, tile, used, d, features, linear, yi, y_stride, real,
                 )
             };
-            for (f, (e2, db, dd)) in out.into_iter().enumerate() {
-                sum += p.importance[i + f] as f64 * e2 as f64;
-                g[p.bias_at + i + f] += db;
-                for k in 0..M {
-                    g[p.decoder_at + (i + f) * M + k] += dd[k];
-                }
+            for (f, sums) in out.into_iter().enumerate() {
+                add_feature(p, i + f, sums, &mut sum, g);
             }
             paired += 2;
         }
@@ -690,14 +688,10 @@ fn small_tile<const M: usize>(
         #[cfg(target_arch = "x86_64")]
         if p.variant == Variant::Avx2 {
             // SAFETY: feature_sweep needs AVX2 and FMA, checked when the Avx2 variant was chosen.
-            let (e2, db, dd) = unsafe {
+            let sums = unsafe {
                 avx2::feature_sweep::<M>(h, dhidden, tile, used, d, p.bias[i], c, linear, yi, real)
             };
-            sum += p.importance[i] as f64 * e2 as f64;
-            g[p.bias_at + i] += db;
-            for k in 0..M {
-                g[p.decoder_at + i * M + k] += dd[k];
-            }
+            add_feature(p, i, sums, &mut sum, g);
             continue;
         }
         let (zrow, e2row) = z.split_at_mut(tile);
@@ -707,19 +701,24 @@ fn small_tile<const M: usize>(
             axpy(d[k], &h[k * tile..k * tile + used], zrow);
         }
         // Branch-free, so that it vectorises: x̂ = z · on.
-        for (((zt, e2), &yt), &mt) in zrow.iter_mut().zip(e2row.iter_mut()).zip(yi).zip(mask) {
+        for (((zt, e2), &yt), &mt) in zrow
+            .iter_mut()
+            .zip(e2row.iter_mut())
+            .zip(yi)
+            .zip(&mask[..used])
+        {
             let on = ((*zt > 0.0) | linear) as u32 as f32;
             let err = (*zt * on - yt) * mt;
             *e2 = err * err;
             *zt = c * err * on;
         }
-        sum += p.importance[i] as f64 * sum8(e2row) as f64;
-        g[p.bias_at + i] += sum8(zrow);
         let dz: &[f32] = zrow;
+        let mut dd = [0.0f32; M];
         for k in 0..M {
-            g[p.decoder_at + i * M + k] += dot8(dz, &h[k * tile..k * tile + used]);
+            dd[k] = dot8(dz, &h[k * tile..k * tile + used]);
             axpy(d[k], dz, &mut dhidden[k * tile..k * tile + used]);
         }
+        add_feature(p, i, (sum8(e2row), sum8(dz), dd), &mut sum, g);
     }
 
     // dpre = dh ⊙ 1[pre > 0]; dE_j += x_j dpre over the non-zeros (or densely).
@@ -747,6 +746,23 @@ fn small_tile<const M: usize>(
         }
     }
     sum
+}
+
+/// Adds one feature's sweep results (Σ err², Σ dz, [Σ dz h_k]_k) of [`small_tile`] to the loss sum
+/// (weighted by I_i) and to db_i and dD_i.
+#[inline(always)]
+fn add_feature<const M: usize>(
+    p: &Problem,
+    i: usize,
+    (e2, db, dd): (f32, f32, [f32; M]),
+    sum: &mut f64,
+    g: &mut [f32],
+) {
+    *sum += p.importance[i] as f64 * e2 as f64;
+    g[p.bias_at + i] += db;
+    for k in 0..M {
+        g[p.decoder_at + i * M + k] += dd[k];
+    }
 }
 
 /// Dense encoder of a small tile: pre_k[t] = Σ_j E_jk x_j[t] for lanes 0..used, with x_j at
@@ -1130,8 +1146,8 @@ mod avx512 {
     /// two target rows at offsets 0 and `y_stride`.
     ///
     /// # Safety
-    /// The CPU must support AVX2, FMA, AVX-512F and AVX-512VL. (Memory accesses are checked by the
-    /// asserts below.)
+    /// The CPU must support AVX2, FMA, AVX-512F and AVX-512VL. (Memory accesses are checked by
+    /// [`sweep`]'s asserts.)
     #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn feature_pair_sweep<const M: usize>(
