@@ -10,7 +10,7 @@
 
 use numpy::ndarray::Array2;
 use numpy::IntoPyArray;
-use pyo3::exceptions::PyRuntimeWarning;
+use pyo3::exceptions::{PyImportError, PyRuntimeWarning};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::ffi::CString;
@@ -154,7 +154,9 @@ pub fn detached<T: Send>(
                 }
             }
             let result = worker.join();
-            Python::attach(|py| ui.close(py));
+            if let Err(e) = Python::attach(|py| ui.close(py)) {
+                failure.get_or_insert(e);
+            }
             match (result, failure) {
                 (Err(panic), _) => std::panic::resume_unwind(panic),
                 (Ok(_), Some(e)) => Err(e),
@@ -186,10 +188,10 @@ impl Ui {
                 total,
                 leave,
             }) => {
-                self.close(py);
+                self.close(py)?;
                 self.shown = context.done.load(Ordering::Relaxed);
                 if self.progress {
-                    self.bar = tqdm(py, &label, total, leave);
+                    self.bar = tqdm(py, &label, total, leave)?;
                 }
             }
             Some(Message::Losses {
@@ -229,21 +231,29 @@ impl Ui {
         Ok(())
     }
 
-    fn close(&mut self, py: Python<'_>) {
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         if let Some(bar) = self.bar.take() {
-            let _ = bar.call_method0(py, "close");
+            bar.call_method0(py, "close")?;
         }
+        Ok(())
     }
 }
 
-/// A `tqdm.auto.tqdm` bar, or `None` when tqdm is not installed.
-fn tqdm(py: Python<'_>, label: &str, total: u64, leave: bool) -> Option<Py<PyAny>> {
-    let class = py.import("tqdm.auto").ok()?.getattr("tqdm").ok()?;
+/// A `tqdm.auto.tqdm` bar, or `None` when tqdm is not installed. Any other error propagates: a
+/// `KeyboardInterrupt` raised while tqdm's Python code runs must not be lost.
+fn tqdm(py: Python<'_>, label: &str, total: u64, leave: bool) -> PyResult<Option<Py<PyAny>>> {
+    let module = match py.import("tqdm.auto") {
+        Ok(m) => m,
+        Err(e) if e.is_instance_of::<PyImportError>(py) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let kwargs = PyDict::new(py);
-    kwargs.set_item("total", total).ok()?;
-    kwargs.set_item("desc", label).ok()?;
-    kwargs.set_item("unit", "step").ok()?;
-    kwargs.set_item("unit_scale", true).ok()?;
-    kwargs.set_item("leave", leave).ok()?;
-    class.call((), Some(&kwargs)).ok().map(Bound::unbind)
+    kwargs.set_item("total", total)?;
+    kwargs.set_item("desc", label)?;
+    kwargs.set_item("unit", "step")?;
+    kwargs.set_item("unit_scale", true)?;
+    kwargs.set_item("leave", leave)?;
+    Ok(Some(
+        module.getattr("tqdm")?.call((), Some(&kwargs))?.unbind(),
+    ))
 }

@@ -11,7 +11,7 @@ use tms_experiments::sweep;
 
 /// Wall time one chunk of training steps aims at: a stop request waits at most about this long
 /// (plus [`crate::driver::POLL`]), and the chunks' barriers stay a small share of the run.
-const CHUNK_TARGET: Duration = Duration::from_millis(250);
+const CHUNK_TARGET: Duration = Duration::from_millis(400);
 
 /// Trains every instance of `plan` through `run::initial_states`, `run::advance` and
 /// `run::outcomes`, advancing in chunks of steps: the same results, bit for bit, as `run::run`
