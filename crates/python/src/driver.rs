@@ -207,15 +207,14 @@ impl Ui {
                     callback.call1(py, (step, losses))?;
                 }
             }
-            Some(Message::Line(line)) => {
-                if self.progress {
-                    let line = line.into_pyobject(py)?;
-                    match &self.bar {
-                        Some(bar) => bar.bind(py).getattr("write")?.call1((line,))?,
-                        None => py.import("builtins")?.getattr("print")?.call1((line,))?,
-                    };
-                }
+            Some(Message::Line(line)) if self.progress => {
+                let line = line.into_pyobject(py)?;
+                match &self.bar {
+                    Some(bar) => bar.bind(py).getattr("write")?.call1((line,))?,
+                    None => py.import("builtins")?.getattr("print")?.call1((line,))?,
+                };
             }
+            Some(Message::Line(_)) => {}
             Some(Message::Warning(text)) => {
                 let text = CString::new(text.replace('\0', " ")).expect("no NUL left");
                 PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &text, 1)?;
