@@ -1,11 +1,13 @@
 """Training releases the GIL, and Ctrl-C stops it promptly with nothing written."""
 
-import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+
+import pytest
 
 import tms
 
@@ -44,26 +46,34 @@ CHILD = textwrap.dedent(
         if step >= 200:
             print("training", flush=True)
     # About 10^8 steps: hours of work unless Ctrl-C stops it.
-    tms.train("e2-relu", out=sys.argv[1], progress=False, callback=callback,
+    tms.train("e2-relu", out=sys.argv[1], progress=sys.argv[2] == "bar",
+              callback=callback if sys.argv[2] == "callback" else None,
               **{"train.steps": 100_000_000, "train.log_every": 100})
     print("finished", flush=True)
     """
 )
 
 
-def test_ctrl_c_stops_training_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("watch", ["callback", "bar"])
+def test_ctrl_c_stops_training_and_writes_nothing(tmp_path, watch):
+    # Two paths: with a callback, instances advance together in chunks; without, each instance
+    # checks the stop flag between its own chunks. The child says training is under way through
+    # its callback, or through its tqdm bar on stderr.
     out = tmp_path / "run"
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(out)],
+        [sys.executable, "-c", CHILD, str(out), watch],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert child.stdout.readline() == "training\n"  # well under way
+        if watch == "callback":
+            assert child.stdout.readline() == "training\n"  # well under way
+        else:
+            wait_for_progress(child)
         child.send_signal(signal.SIGINT)
         # A bound against hanging (training would last hours), not a timing assertion: the
-        # promptness itself is the chunk length (work.rs) plus the 100 ms poll.
+        # promptness itself is the chunk length (work.rs, run.rs) plus the 100 ms poll.
         stdout, stderr = child.communicate(timeout=120)
     finally:
         child.kill()
@@ -72,6 +82,15 @@ def test_ctrl_c_stops_training_and_writes_nothing(tmp_path):
     assert child.returncode in (-signal.SIGINT, 130, 1), child.returncode
     # Nothing written: no run directory, no staging directory, no temporary file.
     assert list(tmp_path.iterdir()) == []
+
+
+def wait_for_progress(child):
+    """Reads the child's stderr until its tqdm bar has counted steps."""
+    seen = ""
+    while not re.search(r"\| [1-9][0-9.]*k?/", seen):
+        c = child.stderr.read(1)
+        assert c, f"the child ended early: {seen}"
+        seen += c
 
 
 def test_ctrl_c_stops_reproduce(tmp_path):
@@ -85,11 +104,7 @@ def test_ctrl_c_stops_reproduce(tmp_path):
         text=True,
     )
     try:
-        seen = ""
-        while "step" not in seen:
-            c = child.stderr.read(1)
-            assert c, f"the child ended early: {seen}"
-            seen += c
+        wait_for_progress(child)
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=120)  # a bound against hanging, see above
     finally:

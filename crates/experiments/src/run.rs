@@ -5,6 +5,8 @@
 use crate::config::{FamilyPlan, Plan};
 use rayon::prelude::*;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tms_engine::models::NamedTensor;
 use tms_engine::rng::InstanceKey;
 use tms_engine::train::{self, HistoryRow, InstanceState, Status, Task};
@@ -97,18 +99,49 @@ pub fn advance(
     until: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) {
+    advance_or_stop(plan, indices, states, until, progress, None)
+}
+
+/// [`advance`] that can be cancelled: every instance checks `stop` between chunks of its own steps
+/// (chunks of at most ~[`STOP_CHECK_EVERY`] of work, so a request is seen within about that time)
+/// and returns early once it is set, at a step boundary. Results are those of [`advance`], bit for
+/// bit: a state advanced in pieces is the state advanced at once (as sweeps' checkpoints rely on).
+/// No barrier joins the instances between checks. Returns whether it was stopped.
+pub fn advance_stoppable(
+    plan: &Plan,
+    indices: &[usize],
+    states: &mut [InstanceState],
+    until: u64,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &AtomicBool,
+) -> bool {
+    advance_or_stop(plan, indices, states, until, progress, Some(stop));
+    stop.load(Ordering::Relaxed)
+}
+
+/// How much work an instance does between two checks of [`advance_stoppable`]'s flag.
+pub const STOP_CHECK_EVERY: Duration = Duration::from_millis(50);
+
+fn advance_or_stop(
+    plan: &Plan,
+    indices: &[usize],
+    states: &mut [InstanceState],
+    until: u64,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: Option<&AtomicBool>,
+) {
     match &plan.family {
         FamilyPlan::Toy(toy) => {
             let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
-            advance_states(plan, &tasks, states, until, progress)
+            advance_states(plan, &tasks, states, until, progress, stop)
         }
         FamilyPlan::Attention(attention) => {
             let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
-            advance_states(plan, &tasks, states, until, progress)
+            advance_states(plan, &tasks, states, until, progress, stop)
         }
         FamilyPlan::DeepLinear(deep) => {
             let tasks: Vec<_> = indices.iter().map(|&k| deep.task(k)).collect();
-            advance_states(plan, &tasks, states, until, progress)
+            advance_states(plan, &tasks, states, until, progress, stop)
         }
     }
 }
@@ -168,6 +201,7 @@ fn advance_states<T: Task>(
     states: &mut [InstanceState],
     until: u64,
     progress: &(dyn Fn(u64) + Sync),
+    stop: Option<&AtomicBool>,
 ) {
     let replicas = plan.replicas as usize;
     assert_eq!(
@@ -184,7 +218,30 @@ fn advance_states<T: Task>(
         .par_iter_mut()
         .zip(flat_tasks.par_iter())
         .with_max_len(1)
-        .for_each(|(state, task)| train::advance(*task, state, &plan.train, until, progress));
+        .for_each(|(state, task)| match stop {
+            None => train::advance(*task, state, &plan.train, until, progress),
+            Some(stop) => {
+                // Chunks double while they take less than STOP_CHECK_EVERY (each call allocates
+                // the task's workspace, so they should not stay tiny).
+                let mut chunk = 1;
+                while state.step < until.min(plan.train.steps)
+                    && state.status == Status::Running
+                    && !stop.load(Ordering::Relaxed)
+                {
+                    let start = Instant::now();
+                    let next = (state.step + chunk).min(until);
+                    train::advance(*task, state, &plan.train, next, progress);
+                    if start.elapsed() < STOP_CHECK_EVERY {
+                        chunk *= 2;
+                    }
+                }
+                if !stop.load(Ordering::Relaxed) {
+                    // Whatever `advance` does at its end (e.g. a state with no step left to
+                    // take is marked finished), as in the unstopped path.
+                    train::advance(*task, state, &plan.train, until, progress);
+                }
+            }
+        });
 }
 
 fn select<T: Task>(
@@ -269,6 +326,48 @@ mod tests {
         let alone = run(&plan, &[1], &|_| {});
         assert_eq!(alone[0], all[1]);
         assert_ne!(all[0].tensors, all[1].tensors);
+    }
+
+    #[test]
+    fn a_stoppable_advance_gives_the_same_states_and_stops_when_asked() {
+        use super::{advance, advance_stoppable, initial_states};
+        use std::sync::atomic::AtomicBool;
+        let text = "[experiment]\nname = \"t\"\n[train]\nsteps = 300\nreplicas = 2\nlog_every = 7\n[toy]\nmodel = \"relu-output\"\nn_features = 6\nn_hidden = 3\ndensity = [1.0, 0.05]\nbatch_size = 64\nevaluation_batch_size = 128\n";
+        let plan = load(text, &Origin::Preset("t".into()), &[]).unwrap();
+        let indices = [0, 1];
+        let mut at_once = initial_states(&plan, &indices);
+        advance(&plan, &indices, &mut at_once, 300, &|_| {});
+        let go_on = AtomicBool::new(false);
+        let mut stoppable = initial_states(&plan, &indices);
+        assert!(!advance_stoppable(
+            &plan,
+            &indices,
+            &mut stoppable,
+            120,
+            &|_| {},
+            &go_on
+        ));
+        assert!(!advance_stoppable(
+            &plan,
+            &indices,
+            &mut stoppable,
+            300,
+            &|_| {},
+            &go_on
+        ));
+        assert_eq!(stoppable, at_once);
+        // A flag set before the start: nothing moves (the flag is checked before every chunk).
+        let stop = AtomicBool::new(true);
+        let mut stopped = initial_states(&plan, &indices);
+        assert!(advance_stoppable(
+            &plan,
+            &indices,
+            &mut stopped,
+            300,
+            &|_| {},
+            &stop
+        ));
+        assert!(stopped.iter().all(|s| s.step == 0));
     }
 
     #[test]

@@ -9,15 +9,21 @@ use tms_experiments::config::Plan;
 use tms_experiments::run::{self, InstanceOutcome};
 use tms_experiments::sweep;
 
-/// Wall time one chunk of training steps aims at: a stop request waits at most about this long
-/// (plus [`crate::driver::POLL`]), and the chunks' barriers stay a small share of the run.
+/// Wall time one chunk of training steps aims at when a callback wants loss snapshots: a stop
+/// request waits at most about this long (plus [`crate::driver::POLL`]), and the chunks' barriers
+/// stay a small share of the run.
 const CHUNK_TARGET: Duration = Duration::from_millis(400);
 
-/// Trains every instance of `plan` through `run::initial_states`, `run::advance` and
-/// `run::outcomes`, advancing in chunks of steps: the same results, bit for bit, as `run::run`
-/// (the engine's states carry everything a step needs; sweeps checkpoint the same way). Between
-/// chunks it checks the stop flag (`None` when stopped) and, if `losses` is set, sends the last
-/// recorded loss of every replica.
+/// Trains every instance of `plan` through `run::initial_states`, `run::advance_stoppable` (or
+/// `run::advance` in chunks) and `run::outcomes`: the same results, bit for bit, as `run::run`
+/// (the engine's states carry everything a step needs; sweeps checkpoint the same way). `None`
+/// when the stop flag was set.
+///
+/// Without a callback, each instance checks the flag between chunks of its own steps
+/// (`run::advance_stoppable`: no barrier between instances, no cost to speak of). With one
+/// (`losses`), all instances advance together in chunks of about [`CHUNK_TARGET`], after each of
+/// which the last recorded loss of every replica is sent: a consistent snapshot for the callback,
+/// at the price of the instances waiting for each other at the end of every chunk.
 pub fn train(plan: &Plan, context: &Context, losses: bool) -> Option<Vec<InstanceOutcome>> {
     let indices: Vec<usize> = (0..plan.family.instance_count()).collect();
     context.send(Message::Stage {
@@ -27,17 +33,22 @@ pub fn train(plan: &Plan, context: &Context, losses: bool) -> Option<Vec<Instanc
     });
     let mut states = run::initial_states(plan, &indices);
     let steps = plan.train.steps;
-    let (mut step, mut chunk, mut reported) = (0, 1, None);
-    while step < steps {
-        if context.stopped() {
+    let progress = |k| context.add(k);
+    if !losses {
+        if run::advance_stoppable(plan, &indices, &mut states, steps, &progress, &context.stop) {
             return None;
         }
-        let until = (step + chunk).min(steps);
-        let start = Instant::now();
-        run::advance(plan, &indices, &mut states, until, &|k| context.add(k));
-        chunk = next_chunk(until - step, start.elapsed());
-        step = until;
-        if losses {
+    } else {
+        let (mut step, mut chunk, mut reported) = (0, 1, None);
+        while step < steps {
+            if context.stopped() {
+                return None;
+            }
+            let until = (step + chunk).min(steps);
+            let start = Instant::now();
+            run::advance(plan, &indices, &mut states, until, &progress);
+            chunk = next_chunk(until - step, start.elapsed());
+            step = until;
             let last = states
                 .iter()
                 .filter_map(|s| s.history.last().map(|row| row.step))
