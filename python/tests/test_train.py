@@ -60,6 +60,15 @@ def test_toy_shapes_follow_the_config():
     assert run.config["toy"]["n_hidden"] == 3 and run.steps == 20 and run.replicas == 3
 
 
+def test_a_string_is_a_preset_unless_it_is_a_path(tmp_path, monkeypatch):
+    (tmp_path / "e1").write_text('[experiment]\nname = "not-e1"\n[train]\nsteps = 5\n'
+                                 '[toy]\nmodel = "linear"\nn_features = 3\nn_hidden = 2\n')
+    monkeypatch.chdir(tmp_path)
+    assert tms.train(tmp_path / "e1", progress=False).name == "not-e1"
+    assert tms.train("./e1", progress=False).name == "not-e1"
+    assert tms.train("e1", progress=False, **{"train.steps": 5}).name == "e1"
+
+
 def test_a_dict_and_a_file_are_the_same_config(tmp_path):
     config = {
         "experiment": {"name": "mine"},

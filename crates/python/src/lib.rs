@@ -65,9 +65,13 @@ fn load_plan(config: &Bound<'_, PyAny>, overrides: &[String]) -> PyResult<Plan> 
         ))
     })?;
     let name = text.to_string_lossy().into_owned();
-    let looks_like_file =
-        !is_str || name.contains(['/', '\\']) || name.ends_with(".toml") || text.is_file();
-    if looks_like_file && builtin::text(&name).is_none() {
+    // A path object is a file. A string is a preset when a preset has that name, a file when it
+    // looks like one (a separator, `.toml`, or an existing file), else an unknown preset (whose
+    // error suggests the closest name). "./e1" is the file e1, not the preset.
+    let file = !is_str
+        || (builtin::text(&name).is_none()
+            && (name.contains(['/', '\\']) || name.ends_with(".toml") || text.is_file()));
+    if file {
         let toml = std::fs::read_to_string(&text).map_err(|e| {
             errors::config(ConfigError::Read {
                 path: text.clone(),
@@ -85,6 +89,7 @@ fn load_plan(config: &Bound<'_, PyAny>, overrides: &[String]) -> PyResult<Plan> 
 /// Args:
 ///     config: a preset name (see `tms.presets()`), a path to a TOML config file, or a dict with
 ///         the same sections (`{"experiment": {"name": ...}, "train": {...}, "toy": {...}}`).
+///         A string names a preset if one has that name ("./e1" is the file); a Path is a file.
 ///     out: if given, also write the run directory there (atomically; the same files, byte for
 ///         byte, as `tms train ... --out DIR`). It must not exist unless `force=True`.
 ///     threads: worker threads (default: all cores). Results do not depend on it.
@@ -234,17 +239,14 @@ fn sweep(
                 message: problem,
             })
         })?;
-        if let Some(toml::Value::Table(section)) = table
+        // A dict has no file name for the sweep's default name.
+        if let toml::Value::Table(section) = table
             .entry("sweep")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .map(|t| toml::Value::Table(std::mem::take(t)))
         {
-            let mut section = section;
             section
                 .entry("name")
                 .or_insert_with(|| toml::Value::String("sweep".into()));
-            table.insert("sweep".into(), toml::Value::Table(section));
         }
         let text = toml::to_string(&table).map_err(|e| {
             errors::sweep(sweeps::SweepError::Syntax {
