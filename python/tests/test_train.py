@@ -62,7 +62,7 @@ def test_toy_shapes_follow_the_config():
 
 def test_a_string_is_a_preset_unless_it_is_a_path(tmp_path, monkeypatch):
     (tmp_path / "e1").write_text('[experiment]\nname = "not-e1"\n[train]\nsteps = 5\n'
-                                 '[toy]\nmodel = "linear"\nn_features = 3\nn_hidden = 2\n')
+                                 '[toy]\nmodel = "linear"\nn_features = 3\nn_hidden = 2\ndensity = 0.5\n')
     monkeypatch.chdir(tmp_path)
     assert tms.train(tmp_path / "e1", progress=False).name == "not-e1"
     assert tms.train("./e1", progress=False).name == "not-e1"
