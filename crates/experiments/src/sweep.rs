@@ -48,8 +48,9 @@
 //! tms never deletes results. `tms merge` discards nothing: any corrupt file it needs is an error.
 
 use crate::checkpoint::{self, fnv1a64};
-use crate::config::{self, did_you_mean, ConfigError, Origin, Plan};
+use crate::config::{self, ConfigError, Origin, Plan};
 use crate::output::{self, OutputError};
+use crate::validate::did_you_mean;
 use crate::{presets, run};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};

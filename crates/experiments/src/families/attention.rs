@@ -23,8 +23,9 @@
 //! the largest `heads` × `d_head` of the run (the safetensors file stacks instances into one tensor);
 //! each instance's `heads` and `d_head` in metrics.json say which rows are its own.
 
-use crate::config::{one_of, require, Invalid};
-use crate::families::toy::{finite_or_null, Axis};
+use super::axis::Axis;
+use super::{finite_or_null, Family, PlanContext};
+use crate::validate::{one_of, require, Invalid};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tms_engine::attention_metrics;
@@ -37,6 +38,40 @@ use tms_engine::models::attention::{
 use tms_engine::models::NamedTensor;
 use tms_engine::rng::{InstanceKey, StreamRng};
 use tms_engine::train::Task;
+
+/// Attention heads on pairs of vectors, `[attention]`.
+pub struct Attention;
+
+impl Family for Attention {
+    const NAME: &'static str = "attention";
+    type Raw = RawAttention;
+    type Plan = AttentionPlan;
+    type Task = AttentionTask;
+
+    fn plan(raw: &mut RawAttention, context: &PlanContext) -> Result<AttentionPlan, Invalid> {
+        plan(raw, context.seed)
+    }
+
+    fn instance_count(plan: &AttentionPlan) -> usize {
+        plan.instances.len()
+    }
+
+    fn task(plan: &AttentionPlan, k: usize) -> AttentionTask {
+        plan.task(k)
+    }
+
+    fn settings(plan: &AttentionPlan, k: usize) -> Value {
+        plan.settings_json(k)
+    }
+
+    fn metrics(plan: &AttentionPlan, k: usize, _task: &AttentionTask, parameters: &[f32]) -> Value {
+        plan.metrics_json(k, parameters)
+    }
+
+    fn observable_names(plan: &AttentionPlan) -> Vec<String> {
+        plan.task_ref(0).observable_names()
+    }
+}
 
 /// `[attention]` as written. Keys marked "task: …" are read by those tasks only.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -937,7 +972,8 @@ impl AttentionPlan {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{load, ConfigError, FamilyPlan, Origin};
+    use super::Attention;
+    use crate::config::{load, ConfigError, Origin};
 
     const REGRESSION: &str = "[experiment]\nname = \"t\"\n[train]\nsteps = 50\noptimizer = \"sgd\"\nlearning_rate = 0.01\nlog_every = 10\n[attention]\ntask = \"regression\"\nd = 4\nstrengths = [2.0, 1.0]\n";
     const GRAPH: &str = "[experiment]\nname = \"g\"\n[train]\nsteps = 20\noptimizer = \"adam\"\nlearning_rate = 0.05\nlog_every = 10\n[attention]\ntask = \"relational-graph\"\nd = 4\nvertices = 12\nedges = [4, 8]\nkey_budget = 4\nheads = [1, 2]\n";
@@ -964,12 +1000,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan, again);
-        let a = plan.resolved.attention.as_ref().unwrap();
+        let a = plan.resolved.section::<Attention>().unwrap();
         assert_eq!(a.init.as_deref(), Some("aligned"));
         assert_eq!(a.gradient.as_deref(), Some("population"));
-        let FamilyPlan::Attention(p) = &plan.family else {
-            panic!("attention plan")
-        };
+        let p = plan.family.get::<Attention>().expect("attention plan");
         assert_eq!(p.instances.len(), 1);
         assert_eq!(p.instances[0].d_head, 4);
     }
@@ -977,9 +1011,7 @@ mod tests {
     #[test]
     fn graph_axes_multiply_and_key_budget_divides() {
         let plan = load(GRAPH, &Origin::Preset("g".into()), &[]).unwrap();
-        let FamilyPlan::Attention(p) = &plan.family else {
-            panic!("attention plan")
-        };
+        let p = plan.family.get::<Attention>().expect("attention plan");
         let sizes: Vec<_> = p
             .instances
             .iter()

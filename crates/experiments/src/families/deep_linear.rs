@@ -44,8 +44,9 @@
 //! best rank-k residual √(Σ_{α>k} s_α²) for k = the narrowest hidden width, the distance to the
 //! best rank-k approximation and the imbalances ‖C_l‖_F.
 
-use crate::config::{one_of, require, Invalid, Origin};
-use crate::families::toy::{finite_or_null, Axis};
+use super::axis::Axis;
+use super::{finite_or_null, Family, PlanContext};
+use crate::validate::{one_of, require, Invalid, Origin};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,45 @@ use tms_engine::models::deep_linear::{
     imbalances, DeepLinearStart, DeepLinearTask, PredictionIndex,
 };
 use tms_engine::rng::{InstanceKey, StreamPurpose};
+
+/// Deep linear networks on an item × property matrix, `[deep_linear]`.
+pub struct DeepLinear;
+
+impl Family for DeepLinear {
+    const NAME: &'static str = "deep_linear";
+    type Raw = RawDeepLinear;
+    type Plan = DeepLinearPlan;
+    type Task = DeepLinearTask;
+
+    fn resolve_paths(raw: &mut RawDeepLinear, origin: &Origin) {
+        resolve_paths(raw, origin)
+    }
+
+    fn plan(raw: &mut RawDeepLinear, context: &PlanContext) -> Result<DeepLinearPlan, Invalid> {
+        plan(raw, context.seed)
+    }
+
+    fn instance_count(plan: &DeepLinearPlan) -> usize {
+        plan.instances.len()
+    }
+
+    fn task(plan: &DeepLinearPlan, k: usize) -> DeepLinearTask {
+        plan.task(k)
+    }
+
+    fn settings(plan: &DeepLinearPlan, k: usize) -> Value {
+        plan.settings_json(k)
+    }
+
+    fn metrics(
+        plan: &DeepLinearPlan,
+        _k: usize,
+        _task: &DeepLinearTask,
+        parameters: &[f32],
+    ) -> Value {
+        plan.metrics_json(parameters)
+    }
+}
 
 /// `[deep_linear]` as written.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -435,7 +475,7 @@ fn lookup(which: &NameOrIndex, names: &[String], key: &str) -> Result<usize, Inv
                 format!("`{name}`"),
             );
             let all: Vec<&str> = names.iter().map(String::as_str).collect();
-            if let Some(s) = crate::config::did_you_mean(name, &all) {
+            if let Some(s) = crate::validate::did_you_mean(name, &all) {
                 e = e.hint(format!("did you mean `{s}`?"));
             }
             e
@@ -741,7 +781,7 @@ pub fn write_matrix_csv(data: &ItemPropertySet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{load, ConfigError, FamilyPlan};
+    use crate::config::{load, ConfigError};
 
     const BASE: &str = "[experiment]\nname = \"d\"\n[train]\noptimizer = \"sgd\"\nlearning_rate = 0.05\nsteps = 300\nlog_every = 50\n[deep_linear]\ndataset = \"four-items\"\nhidden = [4]\n";
 
@@ -760,11 +800,10 @@ mod tests {
     fn plan_of(text: &str, overrides: &[&str]) -> DeepLinearPlan {
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         let plan = load(text, &Origin::Preset("d".into()), &overrides).unwrap();
-        match plan.family {
-            FamilyPlan::DeepLinear(p) => p,
-            #[allow(unreachable_patterns)]
-            _ => panic!("not a deep linear plan"),
-        }
+        plan.family
+            .get::<DeepLinear>()
+            .expect("a deep linear plan")
+            .clone()
     }
 
     #[test]
@@ -939,11 +978,9 @@ mod tests {
             "dataset = \"csv\"\nmatrix_file = \"items.csv\"",
         );
         let plan = load(&text, &Origin::File(config), &[]).unwrap();
-        let FamilyPlan::DeepLinear(p) = &plan.family else {
-            panic!("not a deep linear plan")
-        };
+        let p = plan.family.get::<DeepLinear>().expect("a deep linear plan");
         assert_eq!(p.data, data);
-        let resolved = plan.resolved.deep_linear.as_ref().unwrap();
+        let resolved = plan.resolved.section::<DeepLinear>().unwrap();
         assert_eq!(
             resolved.matrix_file.as_deref().map(Path::new),
             Some(dir.path().join("items.csv").as_path())
@@ -1057,7 +1094,7 @@ mod tests {
         assert!(names.len() >= 7, "{names:?}");
         for name in names {
             let plan = crate::presets::load_preset(name, &[]).unwrap();
-            assert!(matches!(plan.family, FamilyPlan::DeepLinear(_)), "{name}");
+            assert!(plan.family.get::<DeepLinear>().is_some(), "{name}");
             let indices: Vec<usize> = (0..plan.family.instance_count()).collect();
             for o in crate::run::run(&plan, &indices, &|_| {}) {
                 assert_eq!(
