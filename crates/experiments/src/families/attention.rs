@@ -4,10 +4,11 @@
 //!
 //! - `regression` (A1/A2): the score s = xᵀ W_QK y regressed on t = xᵀ M y, x, y ~ N(0, I), with
 //!   the planted concepts M = Σ s_k u_k v_kᵀ; the exact `population` gradient or `minibatch` SGD;
-//! - `distillation` (A3): a softmax over `keys` Gaussian keys distilled from the teacher
-//!   softmax_j(xᵀ M y_j);
+//! - `distillation` (A3): a softmax over `keys_per_context` Gaussian keys (the spec's n; not the
+//!   toy models' n features) distilled from the teacher softmax_j(xᵀ M y_j);
 //! - `relational-graph` (A4): `vertices` tokens with random unit embeddings in ℝᵈ, a planted directed
-//!   graph of `edges` relations, contexts of `keys` keys holding one neighbour of the query.
+//!   graph of `edges` relations, contexts of `keys_per_context` keys holding one neighbour of the
+//!   query.
 //!
 //! The head is `factored` (h = `heads` heads of W_Q^η, W_K^η: d_head × d; d_head is A4's d_k) or
 //! `merged` (W_QK learned directly). Instances differ by the per-instance *axes* — `edges`,
@@ -18,6 +19,9 @@
 //! Keys that the chosen task does not read are rejected (a `strengths` list on a graph task is a
 //! mistake, not a no-op); the defaults of the keys it does read are filled in so that the resolved
 //! config shows them.
+//!
+//! The start is the deep-linear family's: `start = "aligned"` (every planted mode at
+//! `initial_strength` = a₀) or `"gaussian"` (every weight N(0, `scale`²)).
 //!
 //! When instances of one run have different head sizes, the exported `W_Q`, `W_K` are zero-padded to
 //! the largest `heads` × `d_head` of the run (the safetensors file stacks instances into one tensor);
@@ -44,6 +48,14 @@ pub struct Attention;
 
 impl Family for Attention {
     const NAME: &'static str = "attention";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("init", "start"),
+        ("a0", "initial_strength"),
+        ("init_std", "scale"),
+        ("d_k", "d_head"),
+        ("keys", "keys_per_context"),
+        ("evaluation_size", "evaluation_batch_size"),
+    ];
     type Raw = RawAttention;
     type Plan = AttentionPlan;
     type Task = AttentionTask;
@@ -89,7 +101,7 @@ pub struct RawAttention {
     pub heads: Option<Axis>,
     /// Axis: rows d_head of each head's W_Q and W_K (A4's d_k; factored; default d unless
     /// `key_budget` is given).
-    #[serde(default, alias = "d_k", skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d_head: Option<Axis>,
     /// Axis: total key budget D_K = h·d_head (factored); d_head = D_K / h, which must divide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,15 +115,15 @@ pub struct RawAttention {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strengths: Option<Vec<f64>>,
     /// `aligned` (every planted mode starts at a₀; regression default) or `gaussian` (every weight
-    /// N(0, init_std²); the other tasks' default and the only choice for `relational-graph`).
+    /// N(0, scale²); the other tasks' default and the only choice for `relational-graph`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<String>,
-    /// Initial strength a₀ of the aligned start (default 1e-4).
+    pub start: Option<String>,
+    /// Initial strength a₀ of the aligned start (default 1e-4); a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub a0: Option<f64>,
-    /// Standard deviation of the Gaussian start (default 1e-3; 0.1 for `relational-graph`).
+    pub initial_strength: Option<f64>,
+    /// Standard deviation σ of the Gaussian start (default 1e-3; 0.1 for `relational-graph`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_std: Option<f64>,
+    pub scale: Option<f64>,
     /// Task: regression. `population` (the exact gradient of ½‖W_QK − M‖²_F; default) or
     /// `minibatch` (SGD on `batch_size` Gaussian pairs per step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,12 +131,12 @@ pub struct RawAttention {
     /// Examples per minibatch B (default 32).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// Task: distillation, relational-graph. Keys per context n (default 8 and 4).
+    /// Task: distillation, relational-graph. Keys per context, the spec's n (default 8 and 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keys: Option<usize>,
-    /// Task: distillation. Fixed evaluation contexts (default 256).
+    pub keys_per_context: Option<usize>,
+    /// Task: distillation. Contexts in the fixed evaluation batch (default 256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evaluation_size: Option<usize>,
+    pub evaluation_batch_size: Option<usize>,
     /// Task: relational-graph. Vertices (tokens) n_v; n_v > d puts the embeddings in superposition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vertices: Option<usize>,
@@ -525,7 +537,7 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
 
     // Initialisation.
     let init_name = raw
-        .init
+        .start
         .get_or_insert_with(|| {
             if kind == AttentionTaskKind::Regression {
                 "aligned".into()
@@ -538,41 +550,41 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
         "aligned" => {
             if graph {
                 return Err(Invalid::new(
-                    "attention.init",
+                    "attention.start",
                     "`gaussian` for task = \"relational-graph\" (there are no planted concepts to align with)",
                     "`aligned`",
                 ));
             }
-            unused(raw.init_std.is_some(), "init_std", kind)
-                .map_err(|e| e.hint("init_std is read by init = \"gaussian\" only"))?;
-            let a0 = *raw.a0.get_or_insert(1e-4);
+            unused(raw.scale.is_some(), "scale", kind)
+                .map_err(|e| e.hint("scale is read by start = \"gaussian\" only"))?;
+            let a0 = *raw.initial_strength.get_or_insert(1e-4);
             require(
                 a0.is_finite() && a0 > 0.0,
-                "attention.a0",
+                "attention.initial_strength",
                 "a finite number > 0",
                 a0,
             )?;
             AttentionInit::Aligned { a0 }
         }
         "gaussian" => {
-            unused(raw.a0.is_some(), "a0", kind)
-                .map_err(|e| e.hint("a0 is read by init = \"aligned\" only"))?;
-            let std = *raw.init_std.get_or_insert(if graph { 0.1 } else { 1e-3 });
+            unused(raw.initial_strength.is_some(), "initial_strength", kind)
+                .map_err(|e| e.hint("initial_strength is read by start = \"aligned\" only"))?;
+            let std = *raw.scale.get_or_insert(if graph { 0.1 } else { 1e-3 });
             require(
                 std.is_finite() && std >= 0.0,
-                "attention.init_std",
+                "attention.scale",
                 "a finite number ≥ 0",
                 std,
             )?;
             AttentionInit::Gaussian { std }
         }
-        other => return Err(one_of("attention.init", &["aligned", "gaussian"], other)),
+        other => return Err(one_of("attention.start", &["aligned", "gaussian"], other)),
     };
     if let AttentionInit::Aligned { .. } = init {
         if !merged && sizes.iter().any(|&(h, _)| h > 1) && combination != HeadCombination::SumScores
         {
             return Err(Invalid::new(
-                "attention.init",
+                "attention.start",
                 "`gaussian` with several heads that mix patterns",
                 "`aligned`",
             ));
@@ -607,15 +619,21 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
         "an integer in [1, 1048576]",
         raw.batch_size,
     )?;
-    unused(regression && raw.keys.is_some(), "keys", kind)
-        .map_err(|e| e.hint("regression scores one key per query"))?;
+    unused(
+        regression && raw.keys_per_context.is_some(),
+        "keys_per_context",
+        kind,
+    )
+    .map_err(|e| e.hint("regression scores one key per query"))?;
     let keys = if regression {
         1
     } else {
-        let n = *raw.keys.get_or_insert(if graph { 4 } else { 8 });
+        let n = *raw
+            .keys_per_context
+            .get_or_insert(if graph { 4 } else { 8 });
         require(
             (1..=4096).contains(&n),
-            "attention.keys",
+            "attention.keys_per_context",
             "an integer in [1, 4096]",
             n,
         )?;
@@ -623,15 +641,15 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
     };
     let distillation = kind == AttentionTaskKind::Distillation;
     unused(
-        !distillation && raw.evaluation_size.is_some(),
-        "evaluation_size",
+        !distillation && raw.evaluation_batch_size.is_some(),
+        "evaluation_batch_size",
         kind,
     )?;
     let evaluation_size = if distillation {
-        let e = *raw.evaluation_size.get_or_insert(256);
+        let e = *raw.evaluation_batch_size.get_or_insert(256);
         require(
             (1..=1 << 20).contains(&e),
-            "attention.evaluation_size",
+            "attention.evaluation_batch_size",
             "an integer in [1, 1048576]",
             e,
         )?;
@@ -730,7 +748,7 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
         )?;
         require(
             keys < vertices,
-            "attention.keys",
+            "attention.keys_per_context",
             &format!("an integer ≤ attention.vertices − 1 = {}", vertices - 1),
             keys,
         )?;
@@ -837,8 +855,8 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
                         &key,
                     )
                     .map_err(|e| {
-                        data_error(&e, "keys").hint(
-                            "a vertex has too many neighbours for this context size: lower keys or edges, or raise vertices",
+                        data_error(&e, "keys_per_context").hint(
+                            "a vertex has too many neighbours for this context size: lower keys_per_context or edges, or raise vertices",
                         )
                     })?,
                 )
@@ -885,7 +903,7 @@ impl AttentionPlan {
         if let InnerTask::RelationalGraph(t) = &self.tasks[k].inner {
             v["edges"] = json!(t.graph.edges.len());
             v["vertices"] = json!(t.graph.spec.vertices);
-            v["keys"] = json!(t.keys);
+            v["keys_per_context"] = json!(t.keys);
         }
         v
     }
@@ -1001,7 +1019,7 @@ mod tests {
         .unwrap();
         assert_eq!(plan, again);
         let a = plan.resolved.section::<Attention>().unwrap();
-        assert_eq!(a.init.as_deref(), Some("aligned"));
+        assert_eq!(a.start.as_deref(), Some("aligned"));
         assert_eq!(a.gradient.as_deref(), Some("population"));
         let p = plan.family.get::<Attention>().expect("attention plan");
         assert_eq!(p.instances.len(), 1);
@@ -1033,14 +1051,22 @@ mod tests {
                 "attention.strengths=[1,2,3,4,5]",
                 "attention.strengths",
             ),
-            (REGRESSION, "attention.init=\"random\"", "attention.init"),
-            (REGRESSION, "attention.a0=-1.0", "attention.a0"),
+            (REGRESSION, "attention.start=\"random\"", "attention.start"),
+            (
+                REGRESSION,
+                "attention.initial_strength=-1.0",
+                "attention.initial_strength",
+            ),
             (
                 REGRESSION,
                 "attention.gradient=\"full\"",
                 "attention.gradient",
             ),
-            (REGRESSION, "attention.keys=8", "attention.keys"),
+            (
+                REGRESSION,
+                "attention.keys_per_context=8",
+                "attention.keys_per_context",
+            ),
             (REGRESSION, "attention.edges=8", "attention.edges"),
             (REGRESSION, "attention.batch_size=0", "attention.batch_size"),
             (
@@ -1049,7 +1075,7 @@ mod tests {
                 "attention.combination",
             ),
             (GRAPH, "attention.strengths=[1.0]", "attention.strengths"),
-            (GRAPH, "attention.init=\"aligned\"", "attention.init"),
+            (GRAPH, "attention.start=\"aligned\"", "attention.start"),
             (GRAPH, "attention.key_budget=3", "attention.key_budget"),
             (GRAPH, "attention.edges=1000", "attention.edges"),
             (
@@ -1057,7 +1083,11 @@ mod tests {
                 "attention.frequency=\"zipff\"",
                 "attention.frequency",
             ),
-            (GRAPH, "attention.keys=40", "attention.keys"),
+            (
+                GRAPH,
+                "attention.keys_per_context=40",
+                "attention.keys_per_context",
+            ),
             (GRAPH, "attention.d_head=2", "attention.key_budget"),
         ] {
             let e = error(text, &[set]);
@@ -1068,6 +1098,20 @@ mod tests {
         let e = error(REGRESSION, &["attention.strenghts=[1.0]"]);
         assert_eq!(key_of(&e), "attention.strenghts");
         assert!(e.to_string().contains("did you mean `strengths`?"), "{e}");
+    }
+
+    #[test]
+    fn renamed_keys_are_refused_naming_the_new_key() {
+        use crate::families::Family;
+        for (old, new) in super::Attention::RENAMED {
+            let e = error(REGRESSION, &[&format!("attention.{old}=1")]);
+            assert_eq!(key_of(&e), format!("attention.{old}"));
+            assert!(
+                e.to_string()
+                    .contains(&format!("`{old}` was renamed: write `attention.{new}`")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! [deep_linear]
 //! dataset = "four-items"        # "four-items" | "tree" | "diffusion" | "csv"
 //! # tree:      branching = 2, depth = 3                  (node-indicator hierarchy, B^D items)
-//! # diffusion: branching = 2, depth = 3, flip_probability = 0.15, features = 1000,
+//! # diffusion: branching = 2, depth = 3, flip_probability = 0.15, n_features = 1000,
 //! #            data_seed = <train.seed>                  (one Y drawn once for the run)
 //! # csv:       matrix_file = "items.csv"                 (see below)
 //! hidden = [4]                  # N₂, …: one width per hidden layer; [] is the shallow ŷ = W x
@@ -61,6 +61,7 @@ pub struct DeepLinear;
 
 impl Family for DeepLinear {
     const NAME: &'static str = "deep_linear";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[("features", "n_features")];
     type Raw = RawDeepLinear;
     type Plan = DeepLinearPlan;
     type Task = DeepLinearTask;
@@ -113,7 +114,7 @@ pub struct RawDeepLinear {
     pub flip_probability: Option<f64>,
     /// Number of features N_f of `diffusion` (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub features: Option<usize>,
+    pub n_features: Option<usize>,
     /// Seed of the `diffusion` sample (default `train.seed`): one Y for the whole run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_seed: Option<u64>,
@@ -162,13 +163,39 @@ pub struct RawPrediction {
 }
 
 /// A property or item given by name or by 0-based index.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum NameOrIndex {
     /// 0-based index.
     Index(usize),
     /// Name as in the data set.
     Name(String),
+}
+
+impl<'de> Deserialize<'de> for NameOrIndex {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl serde::de::Visitor<'_> for Shape {
+            type Value = NameOrIndex;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name or a 0-based index")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<NameOrIndex, E> {
+                usize::try_from(v)
+                    .map(NameOrIndex::Index)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<NameOrIndex, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NameOrIndex, E> {
+                Ok(NameOrIndex::Name(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
 }
 
 /// One instance's setting.
@@ -217,7 +244,7 @@ pub fn plan(raw: &mut RawDeepLinear, seed: u64) -> Result<DeepLinearPlan, Invali
     // Keys that belong to other data sets are errors, not silently ignored.
     let uses = |key: &str| match key {
         "branching" | "depth" => matches!(dataset.as_str(), "tree" | "diffusion"),
-        "flip_probability" | "features" | "data_seed" => dataset == "diffusion",
+        "flip_probability" | "n_features" | "data_seed" => dataset == "diffusion",
         "matrix_file" => dataset == "csv",
         _ => true,
     };
@@ -225,7 +252,7 @@ pub fn plan(raw: &mut RawDeepLinear, seed: u64) -> Result<DeepLinearPlan, Invali
         ("branching", raw.branching.is_some()),
         ("depth", raw.depth.is_some()),
         ("flip_probability", raw.flip_probability.is_some()),
-        ("features", raw.features.is_some()),
+        ("n_features", raw.n_features.is_some()),
         ("data_seed", raw.data_seed.is_some()),
         ("matrix_file", raw.matrix_file.is_some()),
     ] {
@@ -254,10 +281,10 @@ pub fn plan(raw: &mut RawDeepLinear, seed: u64) -> Result<DeepLinearPlan, Invali
                 "a probability in [0, 1]",
                 epsilon,
             )?;
-            let features = *raw.features.get_or_insert(1000);
+            let features = *raw.n_features.get_or_insert(1000);
             require(
                 (1..=tms_engine::data::items::MAX_GENERATED_SIZE).contains(&features),
-                "deep_linear.features",
+                "deep_linear.n_features",
                 &format!(
                     "an integer in [1, {}]",
                     tms_engine::data::items::MAX_GENERATED_SIZE
@@ -866,14 +893,14 @@ mod tests {
             BASE,
             &[
                 "deep_linear.dataset=\"diffusion\"",
-                "deep_linear.features=50",
+                "deep_linear.n_features=50",
             ],
         );
         let b = plan_of(
             BASE,
             &[
                 "deep_linear.dataset=\"diffusion\"",
-                "deep_linear.features=50",
+                "deep_linear.n_features=50",
             ],
         );
         assert_eq!(a.data, b.data);
@@ -882,7 +909,7 @@ mod tests {
             BASE,
             &[
                 "deep_linear.dataset=\"diffusion\"",
-                "deep_linear.features=50",
+                "deep_linear.n_features=50",
                 "deep_linear.data_seed=9",
             ],
         );
@@ -911,7 +938,7 @@ mod tests {
                 "deep_linear.matrix_file=\"x.csv\"",
                 "deep_linear.matrix_file",
             ),
-            ("deep_linear.features=10", "deep_linear.features"),
+            ("deep_linear.n_features=10", "deep_linear.n_features"),
             (
                 "deep_linear.predictions=[{ property = \"Fyl\", item = 0 }]",
                 "deep_linear.predictions[0].property",
@@ -941,11 +968,17 @@ mod tests {
             ),
             ("deep_linear.branching=1", "deep_linear.branching"),
             ("deep_linear.depth=0", "deep_linear.depth"),
-            ("deep_linear.features=0", "deep_linear.features"),
+            ("deep_linear.n_features=0", "deep_linear.n_features"),
         ] {
             let e = error(BASE, &["deep_linear.dataset=\"diffusion\"", set]);
             assert_eq!(key_of(&e), key, "{set}: {e}");
         }
+        let e = error(BASE, &["deep_linear.features=10"]);
+        assert!(
+            e.to_string()
+                .contains("`features` was renamed: write `deep_linear.n_features`"),
+            "{e}"
+        );
         let e = error(BASE, &["deep_linear.dataset=\"csv\""]);
         assert_eq!(key_of(&e), "deep_linear.matrix_file");
         // Two model sections.

@@ -30,7 +30,7 @@ pub fn rate_and_start(run: &CompletedRun) -> (f64, f64) {
         .plan
         .resolved
         .section::<Attention>()
-        .and_then(|a| a.a0)
+        .and_then(|a| a.initial_strength)
         .unwrap_or(f64::NAN);
     (lr, a0)
 }

@@ -133,7 +133,7 @@ impl Experiment for RelationalGraph {
             .section::<Attention>()
             .cloned()
             .unwrap_or_else(|| unreachable!());
-        let keys = raw.keys.unwrap_or(0);
+        let keys = raw.keys_per_context.unwrap_or(0);
         let vertices = raw.vertices.unwrap_or(0);
         let chance = 1.0 / keys as f64;
         let capacity = grid("A4", capacity_run)?;
