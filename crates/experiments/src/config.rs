@@ -213,6 +213,13 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The process exit code this error means: always 2, bad input (nothing was written).
+    pub fn exit_code(&self) -> u8 {
+        crate::EXIT_BAD_INPUT
+    }
+}
+
 impl Invalid {
     /// The full error, placed at `origin`.
     pub fn at(self, origin: &Origin) -> ConfigError {
@@ -352,22 +359,29 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), C
         .split_once('=')
         .ok_or_else(|| fail("expected KEY=VALUE, e.g. train.steps=2000"))?;
     let key = key.trim();
-    let parts: Vec<&str> = key.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
+    if key.split('.').any(str::is_empty) {
         return Err(fail("the key must be a dotted path like toy.density"));
     }
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
         Ok(mut t) => t.remove("v").expect("parsed key"),
         Err(_) => toml::Value::String(value.trim().to_string()),
     };
+    set_dotted(table, key, value).map_err(|problem| fail(&problem))
+}
+
+/// Sets the dotted `key` in `table`, creating intermediate tables; the error says which part is
+/// not a table.
+pub fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
     let mut current = table;
     for part in &parts[..parts.len() - 1] {
         let entry = current
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry
-            .as_table_mut()
-            .ok_or_else(|| fail(&format!("`{part}` is not a table")))?;
+        current = match entry {
+            toml::Value::Table(t) => t,
+            other => return Err(format!("`{part}` is a {}, not a table", other.type_str())),
+        };
     }
     current.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())

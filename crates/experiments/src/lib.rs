@@ -18,6 +18,14 @@
 // process, so their size on the error path does not matter.
 #![allow(clippy::result_large_err)]
 
+/// Exit code of bad input (a config, a sweep file, an argument, an output directory): nothing was
+/// written. The error types say which code they mean (`exit_code()`); the binary asks them.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of a failure while running (a damaged result, an I/O error).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a run stopped by a signal after checkpointing (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 pub mod checkpoint;
 pub mod config;
 pub mod families;

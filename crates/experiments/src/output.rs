@@ -47,6 +47,17 @@ pub enum OutputError {
     },
 }
 
+impl OutputError {
+    /// The process exit code this error means: 2 for an existing output directory (bad input,
+    /// nothing written), 1 for a failure while reading or writing.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OutputError::Exists(_) => crate::EXIT_BAD_INPUT,
+            OutputError::Io { .. } | OutputError::Corrupt { .. } => crate::EXIT_FAILURE,
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
     move |source| OutputError::Io {
         path: path.to_path_buf(),

@@ -1,17 +1,78 @@
-//! The sweep file: TOML text → the base config and swept values → validated cells with stable ids.
+//! The sweep file, in two typed stages like the run config: [`RawSweepFile`] (serde: `[sweep]`,
+//! `[grid]`, `[[cells]]` and the config sections to lay over the base, unknown keys refused), then
+//! validation into a [`Sweep`]: the base config, the swept values, and every cell's config
+//! validated (each cell's keys checked at every depth by the config's own serde stage).
 
 use super::{Cell, Sweep, SweepError, DEFAULT_CHECKPOINT_EVERY, MAX_CELLS};
 use crate::checkpoint::fnv1a64;
-use crate::config::{self, Origin};
+use crate::config::{self, set_dotted, Origin};
+use crate::families;
 use crate::presets;
-use crate::validate::did_you_mean;
+use crate::validate::{did_you_mean, parse, Invalid};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-const CONFIG_SECTIONS: [&str; 3] = ["experiment", "train", "toy"];
-const SECTIONS: [&str; 6] = ["sweep", "grid", "cells", "experiment", "train", "toy"];
-const SWEEP_KEYS: [&str; 4] = ["name", "base", "preset", "checkpoint_every"];
+/// A sweep file as written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawSweepFile {
+    /// `[sweep]`.
+    pub sweep: RawSweepSection,
+    /// `[grid]`: dotted config key → the list of its values (checked by validation).
+    pub grid: BTreeMap<String, toml::Value>,
+    /// `[[cells]]`: explicit cells, dotted config key → value.
+    pub cells: Option<Vec<BTreeMap<String, toml::Value>>>,
+    /// Config sections (`[train]`, `[toy]`, …) laid over the base config key by key.
+    pub sections: BTreeMap<String, toml::Table>,
+}
+
+/// `[sweep]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSweepSection {
+    /// The sweep's name (default: the file's stem).
+    pub name: Option<String>,
+    /// A base config file, relative to the sweep file.
+    pub base: Option<String>,
+    /// A built-in preset as the base config.
+    pub preset: Option<String>,
+    /// Steps between checkpoints (default 1000).
+    pub checkpoint_every: Option<u64>,
+}
+
+/// The config sections a sweep file may hold and its dotted keys may start with: `experiment`,
+/// `train` and every registered family's.
+fn config_sections() -> Vec<&'static str> {
+    let mut sections = vec!["experiment", "train"];
+    sections.extend(families::names());
+    sections
+}
+
+impl RawSweepFile {
+    /// The serde stage: each top-level table goes to its typed reader; an unknown one is refused
+    /// with a did-you-mean.
+    pub fn from_table(table: toml::Table) -> Result<RawSweepFile, Invalid> {
+        let mut raw = RawSweepFile::default();
+        let sections = config_sections();
+        for (key, value) in table {
+            match key.as_str() {
+                "sweep" => raw.sweep = parse(value, "sweep", &[])?,
+                "grid" => raw.grid = parse(value, "grid", &[])?,
+                "cells" => raw.cells = Some(parse(value, "cells", &[])?),
+                name if sections.contains(&name) => {
+                    raw.sections.insert(key.clone(), parse(value, name, &[])?);
+                }
+                name => {
+                    let mut allowed = vec!["sweep", "grid", "cells"];
+                    allowed.extend(&sections);
+                    return Err(Invalid::unknown_key(name, &allowed, &[]));
+                }
+            }
+        }
+        Ok(raw)
+    }
+}
 
 /// Reads and validates a sweep file.
 pub fn load_file(path: &Path) -> Result<Sweep, SweepError> {
@@ -25,91 +86,49 @@ pub fn load_file(path: &Path) -> Result<Sweep, SweepError> {
 /// Parses and validates sweep text; `path` names it in errors and anchors a relative `base`.
 /// Every cell is validated; nothing is written.
 pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
-    let invalid = |key: &str, expected: &str, found: String| SweepError::Invalid {
-        path: path.to_path_buf(),
-        key: key.to_string(),
-        expected: expected.to_string(),
-        found,
-        hint: None,
-    };
-    let with_hint = |e: SweepError, hint: Option<String>| match e {
-        SweepError::Invalid {
-            path,
-            key,
-            expected,
-            found,
-            ..
-        } => SweepError::Invalid {
-            path,
-            key,
-            expected,
-            found,
-            hint,
-        },
-        other => other,
-    };
-    let mut top: toml::Table = toml::from_str(text).map_err(|e| SweepError::Syntax {
+    let table: toml::Table = toml::from_str(text).map_err(|e| SweepError::Syntax {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    if let Some(key) = top.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
-        return Err(with_hint(
-            invalid(
-                key,
-                "one of the sections [sweep], [grid], [[cells]], [experiment], [train], [toy]",
-                format!("unknown key `{key}`"),
-            ),
-            did_you_mean(key, &SECTIONS).map(|s| format!("did you mean `{s}`?")),
-        ));
-    }
+    let at = |problem: Invalid| SweepError::Invalid {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let raw = RawSweepFile::from_table(table).map_err(at)?;
+    validate(raw, path)
+}
 
-    // [sweep]
-    let section = match top.remove("sweep") {
-        None => toml::Table::new(),
-        Some(toml::Value::Table(t)) => t,
-        Some(other) => return Err(invalid("sweep", "a table", other.type_str().into())),
+/// The validation stage: the base config with the inline sections laid over it, the swept values,
+/// and every cell's config validated.
+pub fn validate(raw: RawSweepFile, path: &Path) -> Result<Sweep, SweepError> {
+    let at = |problem: Invalid| SweepError::Invalid {
+        path: path.to_path_buf(),
+        problem,
     };
-    if let Some(key) = section.keys().find(|k| !SWEEP_KEYS.contains(&k.as_str())) {
-        return Err(with_hint(
-            invalid(
-                &format!("sweep.{key}"),
-                "a known key of [sweep] (name, base, preset, checkpoint_every)",
-                format!("unknown key `{key}`"),
-            ),
-            did_you_mean(key, &SWEEP_KEYS).map(|s| format!("did you mean `{s}`?")),
-        ));
-    }
-    let string = |key: &str| -> Result<Option<String>, SweepError> {
-        match section.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(invalid(
-                &format!("sweep.{key}"),
-                "a string",
-                format!("{} {other}", other.type_str()),
-            )),
-        }
-    };
+    let invalid = |key: &str, expected: &str, found: String| at(Invalid::new(key, expected, found));
+    let RawSweepFile {
+        sweep,
+        grid,
+        cells,
+        sections,
+    } = raw;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("sweep")
         .to_string();
-    let name = string("name")?.unwrap_or(stem);
-    let checkpoint_every = match section.get("checkpoint_every") {
-        None => DEFAULT_CHECKPOINT_EVERY,
-        Some(toml::Value::Integer(n)) if *n >= 1 => *n as u64,
-        Some(other) => {
-            return Err(invalid(
-                "sweep.checkpoint_every",
-                "an integer ≥ 1 (steps between checkpoints)",
-                other.to_string(),
-            ))
-        }
-    };
+    let name = sweep.name.unwrap_or(stem);
+    let checkpoint_every = sweep.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY);
+    if checkpoint_every == 0 {
+        return Err(invalid(
+            "sweep.checkpoint_every",
+            "an integer ≥ 1 (steps between checkpoints)",
+            "0".into(),
+        ));
+    }
 
     // The base config, then the inline sections over it.
-    let mut base = match (string("base")?, string("preset")?) {
+    let mut base = match (sweep.base, sweep.preset) {
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "sweep.base",
@@ -134,27 +153,25 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
         }
         (None, Some(preset)) => {
             let text = presets::text(&preset).ok_or_else(|| {
-                with_hint(
-                    invalid(
-                        "sweep.preset",
-                        &format!("one of {}", presets::names().join(", ")),
-                        format!("`{preset}`"),
-                    ),
-                    did_you_mean(&preset, &presets::names())
-                        .map(|s| format!("did you mean `{s}`?")),
-                )
+                let e = Invalid::new(
+                    "sweep.preset",
+                    format!("one of {}", presets::names().join(", ")),
+                    format!("`{preset}`"),
+                );
+                at(match did_you_mean(&preset, &presets::names()) {
+                    Some(s) => e.hint(format!("did you mean `{s}`?")),
+                    None => e,
+                })
             })?;
             toml::from_str::<toml::Table>(text).expect("built-in presets are valid TOML")
         }
         (None, None) => toml::Table::new(),
     };
-    for name in CONFIG_SECTIONS {
-        if let Some(overlay) = top.remove(name) {
-            match (base.get_mut(name), overlay) {
-                (Some(toml::Value::Table(b)), toml::Value::Table(o)) => b.extend(o),
-                (_, overlay) => {
-                    base.insert(name.to_string(), overlay);
-                }
+    for (name, overlay) in sections {
+        match base.get_mut(&name) {
+            Some(toml::Value::Table(b)) => b.extend(overlay),
+            _ => {
+                base.insert(name, toml::Value::Table(overlay));
             }
         }
     }
@@ -167,88 +184,74 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     }
 
     // The swept values.
+    let sections = config_sections();
     let check_key = |key: &str, section: &str| -> Result<(), SweepError> {
         let first = key.split('.').next().unwrap_or("");
-        if key.split('.').any(str::is_empty) || !CONFIG_SECTIONS.contains(&first) {
-            return Err(with_hint(
-                invalid(
-                    &format!("{section}.\"{key}\""),
-                    "a quoted dotted config key starting with experiment., train. or toy.",
-                    format!("`{key}`"),
+        if key.split('.').any(str::is_empty) || !sections.contains(&first) {
+            let e = Invalid::new(
+                format!("{section}.\"{key}\""),
+                format!(
+                    "a quoted dotted config key starting with {}",
+                    sections
+                        .iter()
+                        .map(|s| format!("{s}."))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
-                did_you_mean(first, &CONFIG_SECTIONS)
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .or_else(|| {
-                        Some("write keys quoted, e.g. \"toy.density\" = [0.1, 0.01]".into())
-                    }),
-            ));
+                format!("`{key}`"),
+            );
+            return Err(at(match did_you_mean(first, &sections) {
+                Some(s) => e.hint(format!("did you mean `{s}`?")),
+                None => e.hint("write keys quoted, e.g. \"toy.density\" = [0.1, 0.01]"),
+            }));
         }
         Ok(())
     };
     let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
-    match top.remove("grid") {
-        None => {}
-        Some(toml::Value::Table(grid)) => {
-            for (key, values) in grid {
-                check_key(&key, "grid")?;
-                match values {
-                    toml::Value::Array(list) if !list.is_empty() => axes.push((key, list)),
-                    toml::Value::Array(_) => {
-                        return Err(invalid(
-                            &format!("grid.\"{key}\""),
-                            "a non-empty list of values",
-                            "[]".into(),
-                        ))
-                    }
-                    other => {
-                        return Err(with_hint(
-                            invalid(
-                                &format!("grid.\"{key}\""),
-                                "a list of values",
-                                format!("{} {other}", other.type_str()),
-                            ),
-                            Some(if other.is_table() {
-                                "dotted keys must be quoted: write \"toy.density\" = [0.1, 0.01], not toy.density = [0.1, 0.01]".to_string()
-                            } else {
-                                format!("write \"{key}\" = [{other}] for one value")
-                            }),
-                        ))
-                    }
-                }
+    for (key, values) in grid {
+        check_key(&key, "grid")?;
+        match values {
+            toml::Value::Array(list) if !list.is_empty() => axes.push((key, list)),
+            toml::Value::Array(_) => {
+                return Err(invalid(
+                    &format!("grid.\"{key}\""),
+                    "a non-empty list of values",
+                    "[]".into(),
+                ))
+            }
+            other => {
+                let hint = if other.is_table() {
+                    "dotted keys must be quoted: write \"toy.density\" = [0.1, 0.01], not toy.density = [0.1, 0.01]".to_string()
+                } else {
+                    format!("write \"{key}\" = [{other}] for one value")
+                };
+                return Err(at(Invalid::new(
+                    format!("grid.\"{key}\""),
+                    "a list of values",
+                    format!("{} {other}", other.type_str()),
+                )
+                .hint(hint)));
             }
         }
-        Some(other) => return Err(invalid("grid", "a table", other.type_str().into())),
     }
-    let mut listed: Vec<toml::Table> = Vec::new();
-    match top.remove("cells") {
-        None => listed.push(toml::Table::new()),
-        Some(toml::Value::Array(list)) if !list.is_empty() => {
-            for (i, entry) in list.into_iter().enumerate() {
-                match entry {
-                    toml::Value::Table(t) => {
-                        for key in t.keys() {
-                            check_key(key, &format!("cells[{i}]"))?;
-                        }
-                        listed.push(t);
-                    }
-                    other => {
-                        return Err(invalid(
-                            &format!("cells[{i}]"),
-                            "a table of key = value",
-                            other.type_str().into(),
-                        ))
-                    }
-                }
-            }
-        }
-        Some(other) => {
+    let listed: Vec<BTreeMap<String, toml::Value>> = match cells {
+        None => vec![BTreeMap::new()],
+        Some(list) if list.is_empty() => {
             return Err(invalid(
                 "cells",
                 "a non-empty list of [[cells]] tables",
-                other.type_str().into(),
+                "[]".into(),
             ))
         }
-    }
+        Some(list) => {
+            for (i, entry) in list.iter().enumerate() {
+                for key in entry.keys() {
+                    check_key(key, &format!("cells[{i}]"))?;
+                }
+            }
+            list
+        }
+    };
     let grid_size = axes
         .iter()
         .try_fold(1usize, |acc, (_, v)| acc.checked_mul(v.len()))
@@ -268,7 +271,7 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     let grid_points = total / listed.len();
     for (i, entry) in listed.iter().enumerate() {
         for point in 0..grid_points {
-            let mut values: BTreeMap<String, toml::Value> = entry.clone().into_iter().collect();
+            let mut values: BTreeMap<String, toml::Value> = entry.clone();
             let mut rest = point;
             for (key, list) in axes.iter().rev() {
                 let v = list[rest % list.len()].clone();
@@ -344,23 +347,6 @@ pub fn load(text: &str, path: &Path) -> Result<Sweep, SweepError> {
         keys: keys.into_iter().collect(),
         cells,
     })
-}
-
-/// Sets `a.b.c` in a TOML table (intermediate tables created); the error says which part is not a table.
-fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut current = table;
-    for part in &parts[..parts.len() - 1] {
-        let entry = current
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = match entry {
-            toml::Value::Table(t) => t,
-            other => return Err(format!("`{part}` is a {}, not a table", other.type_str())),
-        };
-    }
-    current.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
 }
 
 fn toml_to_json(v: &toml::Value) -> Value {

@@ -57,7 +57,7 @@ mod shards;
 
 pub use directory::{check_dir, verify_cell_dir};
 pub use execution::{run, total_steps, Event, Options, Summary};
-pub use load::{cell_id, load, load_file};
+pub use load::{cell_id, load, load_file, validate, RawSweepFile, RawSweepSection};
 pub use merge::{merge, MergeSummary};
 pub use record::{from_record, record};
 pub use results::{results, write_results};
@@ -66,6 +66,7 @@ pub use shards::{units, Shard, Unit};
 use crate::checkpoint::fnv1a64;
 use crate::config::{ConfigError, Plan};
 use crate::output::OutputError;
+use crate::validate::Invalid;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -147,18 +148,12 @@ pub enum SweepError {
         message: String,
     },
     /// A sweep-level key with a wrong value, or an unknown key.
-    #[error("invalid sweep {path}\nCaused by: `{key}` expected {expected}, but found {found}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    #[error("invalid sweep {path}\nCaused by: {problem}")]
     Invalid {
         /// The sweep file.
         path: PathBuf,
-        /// Dotted key.
-        key: String,
-        /// What is allowed.
-        expected: String,
-        /// What was there.
-        found: String,
-        /// How to fix it.
-        hint: Option<String>,
+        /// The dotted key, what was expected and found, a hint.
+        problem: Invalid,
     },
     /// A cell whose config is invalid.
     #[error("invalid sweep {path}: cell `{cell}` ({values})")]
@@ -200,8 +195,8 @@ pub enum SweepError {
     /// `--shard` is not `K/N` with K < N.
     #[error("--shard expected K/N with 0 ≤ K < N (e.g. 0/4), but found `{0}`")]
     BadShard(String),
-    /// Stopped on request (SIGINT) after checkpointing.
-    #[error("interrupted: checkpoint saved, {done} of {total} cells of this run done")]
+    /// Stopped on request (SIGINT, SIGTERM, SIGHUP) after checkpointing.
+    #[error("interrupted at a checkpoint: {done} of {total} unit(s) of work of this run done")]
     Interrupted {
         /// Units finished in this run's share.
         done: usize,
@@ -214,19 +209,21 @@ pub enum SweepError {
 }
 
 impl SweepError {
-    /// Whether the error is the user's input (exit code 2, nothing written).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
+    /// The process exit code this error means: 2 for bad input (nothing was written), 130 for an
+    /// interruption (progress checkpointed), 1 for a failure while running.
+    pub fn exit_code(&self) -> u8 {
+        match self {
             SweepError::Read { .. }
-                | SweepError::Syntax { .. }
-                | SweepError::Invalid { .. }
-                | SweepError::Cell { .. }
-                | SweepError::DifferentSweep { .. }
-                | SweepError::NotASweepDir { .. }
-                | SweepError::Missing { .. }
-                | SweepError::BadShard(_)
-        )
+            | SweepError::Syntax { .. }
+            | SweepError::Invalid { .. }
+            | SweepError::Cell { .. }
+            | SweepError::DifferentSweep { .. }
+            | SweepError::NotASweepDir { .. }
+            | SweepError::Missing { .. }
+            | SweepError::BadShard(_) => crate::EXIT_BAD_INPUT,
+            SweepError::Interrupted { .. } => crate::EXIT_INTERRUPTED,
+            SweepError::Output(e) => e.exit_code(),
+        }
     }
 }
 
