@@ -10,7 +10,7 @@
 
 use crate::families::{self, FamilyPlan, PlanContext, Section};
 use crate::training::RunSettings;
-use crate::validate::{one_of, parse, require};
+use crate::validate::{one_of, parse, require, Mistake};
 pub use crate::validate::{Invalid, Origin};
 use serde::{Deserialize, Serialize};
 use tms_engine::optim::{Optimizer, Schedule};

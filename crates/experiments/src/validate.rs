@@ -27,9 +27,22 @@ impl fmt::Display for Origin {
     }
 }
 
+/// What kind of mistake an [`Invalid`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mistake {
+    /// A value out of range, of the wrong type, or inconsistent with another.
+    Value,
+    /// A key the table does not have.
+    UnknownKey,
+    /// A required key that is not there.
+    MissingKey,
+}
+
 /// A value error before its origin is known; the config and the sweep file place it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
+    /// What kind of mistake it is.
+    pub mistake: Mistake,
     /// Dotted key, e.g. `toy.density.spacing`.
     pub key: String,
     /// What is allowed.
@@ -48,6 +61,7 @@ impl Invalid {
         found: impl fmt::Display,
     ) -> Self {
         Self {
+            mistake: Mistake::Value,
             key: key.into(),
             expected: expected.into(),
             found: found.to_string(),
@@ -69,14 +83,17 @@ impl Invalid {
             Some((p, n)) => (Some(p), n),
             None => (None, key),
         };
-        let err = Invalid::new(
-            key,
-            format!(
-                "a known key{}",
-                parent.map(|p| format!(" of [{p}]")).unwrap_or_default()
-            ),
-            format!("unknown key `{name}`"),
-        );
+        let err = Invalid {
+            mistake: Mistake::UnknownKey,
+            ..Invalid::new(
+                key,
+                format!(
+                    "a known key{}",
+                    parent.map(|p| format!(" of [{p}]")).unwrap_or_default()
+                ),
+                format!("unknown key `{name}`"),
+            )
+        };
         if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == name) {
             let new_key = match parent {
                 Some(p) => format!("{p}.{new}"),

@@ -8,7 +8,7 @@ use crate::checkpoint::fnv1a64;
 use crate::config::{self, set_dotted, Origin};
 use crate::families;
 use crate::presets;
-use crate::validate::{did_you_mean, parse, Invalid};
+use crate::validate::{did_you_mean, parse, Invalid, Mistake};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -181,6 +181,13 @@ pub fn validate(raw: RawSweepFile, path: &Path) -> Result<Sweep, SweepError> {
     if let toml::Value::Table(e) = experiment {
         e.entry("name")
             .or_insert_with(|| toml::Value::String(name.clone()));
+    }
+    // Every key of the base is checked here, also one that every cell's values replace: the base
+    // alone may lack keys the cells set, so only an unknown key is an error at this point.
+    if let Err(e) = config::RawConfig::from_table(base.clone()) {
+        if e.mistake == Mistake::UnknownKey {
+            return Err(at(e));
+        }
     }
 
     // The swept values.
