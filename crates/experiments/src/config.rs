@@ -463,6 +463,33 @@ mod tests {
     }
 
     #[test]
+    fn typos_inside_inline_tables_name_the_full_key() {
+        // The two typos of issue 14, which used to train silently.
+        for (set, key, hint) in [
+            (
+                "toy.density={ from = 1.0, to = 0.05, count = 4, spacng = \"linear\" }",
+                "toy.density.spacng",
+                "did you mean `spacing`?",
+            ),
+            (
+                "toy.importance={ decay = 0.9, scal = 2 }",
+                "toy.importance.scal",
+                "allowed keys: decay",
+            ),
+            (
+                "toy.sets=[{ kind = \"correlated\", features = [0, 2], convnetion = \"set\" }]",
+                "toy.sets[0].convnetion",
+                "did you mean `convention`?",
+            ),
+        ] {
+            let e = error(BASE, &[set]);
+            assert_eq!(key_of(&e), key, "{e}");
+            assert!(e.to_string().contains(hint), "{e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
     fn wrong_types_and_missing_keys_name_the_key() {
         assert_eq!(
             key_of(&error(BASE, &["train.steps=\"many\""])),
