@@ -49,8 +49,9 @@ impl RawConfig {
                 },
             }
         }
-        let experiment = experiment.ok_or_else(|| {
-            Invalid::new("experiment", "a value (this key is required)", "nothing")
+        let experiment = experiment.ok_or_else(|| Invalid {
+            mistake: Mistake::MissingKey,
+            ..Invalid::new("experiment", "a value (this key is required)", "nothing")
         })?;
         sections.sort_by_key(|(i, _)| *i);
         let mut sections = sections.into_iter().map(|(_, s)| s);
