@@ -21,8 +21,18 @@
 //! "toy.model" = "linear"
 //! ```
 //!
-//! Keys are dotted config keys, quoted. A value replaces the key's value in the base config; a key
-//! whose value is itself a list takes a list of lists in `[grid]`.
+//! Keys are dotted config keys, quoted: any key of `[experiment]`, `[train]` or any registered
+//! family's section (`"attention.strengths"`, `"deep_linear.hidden"`, `"toy.density.count"`). A
+//! value replaces the key's value in the base config; a key whose value is itself a list takes a
+//! list of lists in `[grid]`, and tables are values like any other. Every key is checked: the
+//! file's own tables by [`RawSweepFile`], the base with its inline sections once, and each cell's
+//! config at every depth when it is validated.
+//!
+//! ## The rooms
+//!
+//! `load` (the file → cells), `record` (`sweep.json`), `shards` (units of work per shard),
+//! `directory` (the sweep directory's layout and checks), `execution` (training with checkpoints,
+//! resume, assembly of split cells), `results` (`results.csv|json`), `merge`.
 //!
 //! ## The sweep directory
 //!
