@@ -319,6 +319,25 @@ evaluation_batch_size = 2048
     assert_same_tree(&reference, &dir);
 }
 
+/// Runs the `n` shards of `sweep` one after another, each in its own process and directory
+/// (`{prefix}-shard{k}`); returns the directories.
+fn run_shards(sweep: &Path, n: usize, prefix: &Path) -> Vec<PathBuf> {
+    (0..n)
+        .map(|k| {
+            let dir = PathBuf::from(format!("{}-shard{k}", prefix.display()));
+            ok(&[
+                "sweep",
+                s(sweep),
+                "--out",
+                s(&dir),
+                "--shard",
+                &format!("{k}/{n}"),
+            ]);
+            dir
+        })
+        .collect()
+}
+
 #[test]
 fn shards_as_separate_processes_merge_into_the_unsharded_results() {
     let tmp = tempfile::tempdir().unwrap();
@@ -327,29 +346,7 @@ fn shards_as_separate_processes_merge_into_the_unsharded_results() {
     ok(&["sweep", s(&sweep), "--out", s(&reference)]);
     // N = 2 splits by cell; N = 5 (more shards than the 3 cells) splits by instance.
     for n in [2usize, 5] {
-        let dirs: Vec<PathBuf> = (0..n)
-            .map(|k| tmp.path().join(format!("n{n}-shard{k}")))
-            .collect();
-        let children: Vec<_> = dirs
-            .iter()
-            .enumerate()
-            .map(|(k, d)| {
-                Command::new(TMS)
-                    .args([
-                        "sweep",
-                        s(&sweep),
-                        "--out",
-                        s(d),
-                        "--shard",
-                        &format!("{k}/{n}"),
-                    ])
-                    .output()
-            })
-            .collect();
-        for c in children {
-            let c = c.unwrap();
-            assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
-        }
+        let dirs = run_shards(&sweep, n, &tmp.path().join(format!("n{n}")));
         let merged = tmp.path().join(format!("merged{n}"));
         let mut args = vec!["merge", s(&merged)];
         // Any order of the shard directories.
@@ -393,29 +390,7 @@ fn three_shards_merge_into_the_unsharded_sweep(name: &str, text: &str, swept: &s
     std::fs::write(&sweep, text).unwrap();
     let reference = tmp.path().join("reference");
     ok(&["sweep", s(&sweep), "--out", s(&reference)]);
-    let dirs: Vec<PathBuf> = (0..3)
-        .map(|k| tmp.path().join(format!("shard{k}")))
-        .collect();
-    let children: Vec<_> = dirs
-        .iter()
-        .enumerate()
-        .map(|(k, d)| {
-            Command::new(TMS)
-                .args([
-                    "sweep",
-                    s(&sweep),
-                    "--out",
-                    s(d),
-                    "--shard",
-                    &format!("{k}/3"),
-                ])
-                .output()
-        })
-        .collect();
-    for c in children {
-        let c = c.unwrap();
-        assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
-    }
+    let dirs = run_shards(&sweep, 3, &tmp.path().join("n3"));
     // No shard holds a whole cell: every cell is assembled by the merge.
     for d in &dirs {
         assert!(!d.join("results.csv").exists(), "{}", d.display());

@@ -403,22 +403,35 @@ pub fn to_toml(raw: &RawConfig) -> String {
     format!("{head}\n{}", raw.family.to_toml())
 }
 
+/// Helpers of the config tests of every family.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{load, ConfigError, Origin};
+
+    /// The error of loading `text` (from file `file`) with `overrides`; panics if it loads.
+    pub fn rejected(text: &str, file: &str, overrides: &[&str]) -> ConfigError {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        load(text, &Origin::File(file.into()), &overrides).expect_err("config must be rejected")
+    }
+
+    /// The dotted key of an invalid-key error; panics on any other error.
+    pub fn key_of(e: &ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { key, .. } => key.clone(),
+            other => panic!("expected an invalid-key error, got {other}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::{key_of, rejected};
     use super::*;
 
     const BASE: &str = "[experiment]\nname = \"t\"\n[toy]\nmodel = \"relu-output\"\nn_features = 5\nn_hidden = 2\ndensity = 0.1\n";
 
     fn error(text: &str, overrides: &[&str]) -> ConfigError {
-        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        load(text, &Origin::File("c.toml".into()), &overrides).expect_err("config must be rejected")
-    }
-
-    fn key_of(e: &ConfigError) -> String {
-        match e {
-            ConfigError::Invalid { key, .. } => key.clone(),
-            other => panic!("expected an invalid-key error, got {other}"),
-        }
+        rejected(text, "c.toml", overrides)
     }
 
     #[test]

@@ -91,6 +91,17 @@ pub fn fresh_states<T: Task>(
     states
 }
 
+/// The task of each of `states` states laid out as by [`fresh_states`] (each task repeated for
+/// its replicas): one flat list, so that rayon balances every (instance, replica) pair.
+fn task_of_each_state<'a, T: Task>(tasks: &'a [T], states: usize, run: &RunSettings) -> Vec<&'a T> {
+    let replicas = run.replicas as usize;
+    assert_eq!(states, tasks.len() * replicas, "one state per replica");
+    tasks
+        .iter()
+        .flat_map(|t| std::iter::repeat_n(t, replicas))
+        .collect()
+}
+
 /// Advances `states` (laid out as by [`fresh_states`]) to step `until`, in parallel: each
 /// (instance, replica) is independent of the others.
 pub fn advance_states<T: Task>(
@@ -100,17 +111,7 @@ pub fn advance_states<T: Task>(
     run: &RunSettings,
     progress: &(dyn Fn(u64) + Sync),
 ) {
-    let replicas = run.replicas as usize;
-    assert_eq!(
-        states.len(),
-        tasks.len() * replicas,
-        "one state per replica"
-    );
-    // Flatten (instance, replica) into one list so that rayon balances all of them.
-    let flat_tasks: Vec<&T> = tasks
-        .iter()
-        .flat_map(|t| std::iter::repeat_n(t, replicas))
-        .collect();
+    let flat_tasks = task_of_each_state(tasks, states.len(), run);
     states
         .par_iter_mut()
         .zip(flat_tasks.par_iter())
@@ -128,15 +129,7 @@ pub fn select<T: Task>(
     describe: impl Fn(usize, &T, &[f32]) -> Described,
 ) -> Vec<InstanceOutcome> {
     let replicas = run.replicas as usize;
-    assert_eq!(
-        states.len(),
-        tasks.len() * replicas,
-        "one state per replica"
-    );
-    let flat_tasks: Vec<&T> = tasks
-        .iter()
-        .flat_map(|t| std::iter::repeat_n(t, replicas))
-        .collect();
+    let flat_tasks = task_of_each_state(tasks, states.len(), run);
     let losses: Vec<f64> = states
         .par_iter()
         .zip(flat_tasks.par_iter())

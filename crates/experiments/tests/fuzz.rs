@@ -416,6 +416,28 @@ fn unknown_name(u: &Unknown, table: &toml::Table) -> (String, bool) {
     }
 }
 
+/// The path of every table of `document`.
+fn every_table(document: &toml::Value) -> Vec<Vec<Seg>> {
+    let mut paths = Vec::new();
+    tables(document, Vec::new(), &mut paths);
+    paths
+}
+
+/// `document` as text with an unknown key (`u`) set to `value` in the table at `at`; the key's
+/// name, and whether it is a typo of one of the table's keys.
+fn with_unknown(
+    document: &toml::Value,
+    at: &[Seg],
+    u: &Unknown,
+    value: toml::Value,
+) -> (String, String, bool) {
+    let mut doc = document.clone();
+    let table = table_at(&mut doc, at);
+    let (name, typo) = unknown_name(u, table);
+    table.insert(name.clone(), value);
+    (toml::to_string(&doc).unwrap(), name, typo)
+}
+
 /// Checks a refused unknown key: its dotted key, and a hint (a did-you-mean for a typo).
 fn assert_refused(key: &str, hint: &Option<String>, expected: &str, typo: bool, text: &str) {
     assert_eq!(key, expected, "{text}");
@@ -433,17 +455,13 @@ fn unknown_keys_are_refused_at_every_depth_of_every_family() {
     for config in FAMILY_CONFIGS {
         load(config, &origin, &[]).unwrap_or_else(|e| panic!("{e}\n{config}"));
         let document = toml::Value::Table(toml::from_str(config).unwrap());
-        let mut paths = Vec::new();
-        tables(&document, Vec::new(), &mut paths);
+        let paths = every_table(&document);
         assert!(paths.len() >= 5, "{paths:?}");
         n += check(
             (prop::sample::select(paths), unknown(), any::<i64>()),
             |(path, u, value)| {
-                let mut doc = document.clone();
-                let table = table_at(&mut doc, &path);
-                let (name, typo) = unknown_name(&u, table);
-                table.insert(name.clone(), toml::Value::Integer(value));
-                let text = toml::to_string(&doc).unwrap();
+                let (text, name, typo) =
+                    with_unknown(&document, &path, &u, toml::Value::Integer(value));
                 let expected = if path.is_empty() {
                     name
                 } else {
@@ -531,14 +549,13 @@ fn unknown_keys_are_refused_at_every_depth_of_every_sweep_file() {
         let s = sweep::load(&text, path).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(s.cells.len() >= 2, "{text}");
         let document = toml::Value::Table(toml::from_str(&text).unwrap());
-        let mut paths = Vec::new();
-        tables(&document, Vec::new(), &mut paths);
         n += check(
-            (prop::sample::select(paths), unknown(), any::<i64>()),
+            (
+                prop::sample::select(every_table(&document)),
+                unknown(),
+                any::<i64>(),
+            ),
             |(at, u, value)| {
-                let mut doc = document.clone();
-                let table = table_at(&mut doc, &at);
-                let (name, _) = unknown_name(&u, table);
                 let value = toml::Value::Integer(value);
                 // A grid key takes a list of values.
                 let value = if at == [Seg::Key("grid".into())] {
@@ -546,8 +563,7 @@ fn unknown_keys_are_refused_at_every_depth_of_every_sweep_file() {
                 } else {
                     value
                 };
-                table.insert(name.clone(), value);
-                let text = toml::to_string(&doc).unwrap();
+                let (text, name, _) = with_unknown(&document, &at, &u, value);
                 let result = sweep::load(&text, path);
                 let Err(e) = result else {
                     panic!("unknown key `{name}` at {at:?} accepted\n{text}")

@@ -1,21 +1,14 @@
 //! Tests of `[attention]`: validation, defaults, renamed keys, tiny runs writing the contract.
 
 use super::Attention;
+use crate::config::testing::{key_of, rejected};
 use crate::config::{load, ConfigError, Origin};
 
 const REGRESSION: &str = "[experiment]\nname = \"t\"\n[train]\nsteps = 50\noptimizer = \"sgd\"\nlearning_rate = 0.01\nlog_every = 10\n[attention]\ntask = \"regression\"\nd = 4\nstrengths = [2.0, 1.0]\n";
 const GRAPH: &str = "[experiment]\nname = \"g\"\n[train]\nsteps = 20\noptimizer = \"adam\"\nlearning_rate = 0.05\nlog_every = 10\n[attention]\ntask = \"relational-graph\"\nd = 4\nvertices = 12\nedges = [4, 8]\nkey_budget = 4\nheads = [1, 2]\n";
 
 fn error(text: &str, overrides: &[&str]) -> ConfigError {
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    load(text, &Origin::File("a.toml".into()), &overrides).expect_err("must be rejected")
-}
-
-fn key_of(e: &ConfigError) -> String {
-    match e {
-        ConfigError::Invalid { key, .. } => key.clone(),
-        other => panic!("expected an invalid-key error, got {other}"),
-    }
+    rejected(text, "a.toml", overrides)
 }
 
 #[test]

@@ -1,20 +1,13 @@
 //! Tests of `[deep_linear]`: validation, defaults, the CSV format, tiny runs of every S preset.
 
 use super::*;
+use crate::config::testing::{key_of, rejected};
 use crate::config::{load, ConfigError};
 
 const BASE: &str = "[experiment]\nname = \"d\"\n[train]\noptimizer = \"sgd\"\nlearning_rate = 0.05\nsteps = 300\nlog_every = 50\n[deep_linear]\ndataset = \"four-items\"\nhidden = [4]\n";
 
 fn error(text: &str, overrides: &[&str]) -> ConfigError {
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    load(text, &Origin::File("d.toml".into()), &overrides).expect_err("must be rejected")
-}
-
-fn key_of(e: &ConfigError) -> String {
-    match e {
-        ConfigError::Invalid { key, .. } => key.clone(),
-        other => panic!("expected an invalid-key error, got {other}"),
-    }
+    rejected(text, "d.toml", overrides)
 }
 
 fn plan_of(text: &str, overrides: &[&str]) -> DeepLinearPlan {
