@@ -1,4 +1,7 @@
-//! Run configurations: TOML text → [`RawConfig`] (serde, unknown keys rejected) → validated [`Plan`].
+//! Run configurations: TOML text → [`RawConfig`] (serde, unknown keys rejected at every depth) →
+//! validated [`Plan`]. The model section is one registered family's ([`crate::families`]): this
+//! module parses and validates it through the [`crate::families::Family`] trait and knows no
+//! family by name.
 //!
 //! Two stages, as in ripgrep's flags: the raw stage only parses, the plan stage checks every value
 //! and builds the engine's typed settings. Every error names where the config came from, the dotted

@@ -64,7 +64,6 @@ trait DynSection: Send + Sync {
     fn family(&self) -> &'static str;
     fn clone_box(&self) -> Box<dyn DynSection>;
     fn as_any(&self) -> &dyn Any;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
     fn eq_dyn(&self, other: &dyn DynSection) -> bool;
     fn fmt_dyn(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
     fn resolve_paths(&mut self, origin: &Origin);
@@ -84,10 +83,6 @@ impl<F: Family> DynSection for RawOf<F> {
     }
 
     fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 
@@ -136,14 +131,6 @@ impl Section {
     /// The raw section, if it is `F`'s.
     pub fn get<F: Family>(&self) -> Option<&F::Raw> {
         self.0.as_any().downcast_ref::<RawOf<F>>().map(|r| &r.0)
-    }
-
-    /// The raw section, if it is `F`'s, to change.
-    pub fn get_mut<F: Family>(&mut self) -> Option<&mut F::Raw> {
-        self.0
-            .as_any_mut()
-            .downcast_mut::<RawOf<F>>()
-            .map(|r| &mut r.0)
     }
 
     /// Makes paths absolute against the config's origin.
