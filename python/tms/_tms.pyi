@@ -104,6 +104,9 @@ def load(dir: Union[str, "os.PathLike[str]"]) -> Run:
 def presets() -> Dict[str, str]:
     """Built-in presets: name → description."""
 
+def families() -> List[str]:
+    """The registered model families (config section names)."""
+
 def sweep(
     file_or_dict: Union[str, "os.PathLike[str]", Mapping[str, Any]],
     out: Union[str, "os.PathLike[str]"],

@@ -122,14 +122,14 @@ pub fn output(e: OutputError) -> PyErr {
     new(Kind::Output, chain(&e))
 }
 
-/// A sweep error: bad input as the CLI classifies it (exit code 2) is a `ConfigError`.
+/// A sweep error: bad input as the CLI classifies it (exit code 2) is a `ConfigError`; an output
+/// error keeps its own class, as from `train`.
 pub fn sweep(e: SweepError) -> PyErr {
-    let kind = if e.is_bad_input() {
-        Kind::Config
-    } else {
-        Kind::Output
-    };
-    new(kind, chain(&e))
+    match e {
+        SweepError::Output(e) => output(e),
+        e if e.exit_code() == tms_experiments::EXIT_BAD_INPUT => new(Kind::Config, chain(&e)),
+        e => new(Kind::Output, chain(&e)),
+    }
 }
 
 /// A reproduce error: an unknown experiment id is bad input.

@@ -179,6 +179,14 @@ fn presets(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(dict)
 }
 
+/// The registered model families: the names of their config sections (`toy`, `deep_linear`,
+/// `attention`, …), in the order error messages list them. Every family works through `train`,
+/// `load` and `sweep`: the binding knows none by name.
+#[pyfunction]
+fn families() -> Vec<&'static str> {
+    tms_experiments::families::names()
+}
+
 /// Run a sweep (or one shard of it) into a sweep directory, resuming whatever an earlier run left
 /// there; as `tms sweep FILE --out OUT [--shard K/N]`.
 ///
@@ -495,6 +503,7 @@ fn _tms(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(presets, m)?)?;
+    m.add_function(wrap_pyfunction!(families, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
     m.add_function(wrap_pyfunction!(reproduce, m)?)?;
     m.add_class::<Run>()?;

@@ -138,7 +138,8 @@ impl Run {
             .to_string()
     }
 
-    /// The model family: `toy`, `deep_linear` or `attention`.
+    /// The model family: its config section's name (`toy`, `deep_linear`, `attention`, … see
+    /// `tms.families()`).
     #[getter]
     fn family(&self) -> String {
         self.metrics["family"]
