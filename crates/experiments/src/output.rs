@@ -261,19 +261,45 @@ pub fn loss_csv(plan: &Plan, outcomes: &[InstanceOutcome]) -> String {
     s
 }
 
+/// The files of a run directory, in the order [`run_files`] returns them.
+pub const RUN_FILES: [&str; 4] = [
+    "config.toml",
+    "model.safetensors",
+    "metrics.json",
+    "loss.csv",
+];
+
+/// Reads the files of a run directory ([`RUN_FILES`]) as bytes, unchecked.
+pub fn read_run_files(dir: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, OutputError> {
+    RUN_FILES
+        .iter()
+        .map(|&name| {
+            let path = dir.join(name);
+            std::fs::read(&path)
+                .map(|bytes| (name, bytes))
+                .map_err(io(&path))
+        })
+        .collect()
+}
+
 /// Reads and checks `metrics.json` of a run directory.
 pub fn read_metrics(dir: &Path) -> Result<Value, OutputError> {
     let path = dir.join("metrics.json");
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| OutputError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    parse_metrics(&bytes, &path)
+}
+
+/// Checks and parses the bytes of a `metrics.json`; `path` names it in errors.
+pub fn parse_metrics(bytes: &[u8], path: &Path) -> Result<Value, OutputError> {
+    let corrupt = |reason: String| OutputError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     if v["format"] != FORMAT || !v["instances"].is_array() {
-        return Err(OutputError::Corrupt {
-            path,
-            reason: format!("expected \"format\": \"{FORMAT}\" and an \"instances\" list"),
-        });
+        return Err(corrupt(format!(
+            "expected \"format\": \"{FORMAT}\" and an \"instances\" list"
+        )));
     }
     Ok(v)
 }
@@ -293,11 +319,17 @@ pub struct StoredTensor {
 pub fn read_tensors(dir: &Path) -> Result<Vec<StoredTensor>, OutputError> {
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).map_err(io(&path))?;
+    parse_tensors(&bytes, &path)
+}
+
+/// Parses the bytes of a `model.safetensors` (f32 tensors only), sorted by name; `path` names it
+/// in errors.
+pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<Vec<StoredTensor>, OutputError> {
     let corrupt = |reason: String| OutputError::Corrupt {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
-    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {
@@ -348,4 +380,134 @@ pub fn inspect(dir: &Path) -> Result<Vec<String>, OutputError> {
     lines.push(format!("tensors: {}", shapes.join(", ")));
     lines.extend(family.inspect(&metrics));
     Ok(lines)
+}
+
+/// `loss.csv` read back, column by column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LossTable {
+    /// `step` of each row.
+    pub step: Vec<u64>,
+    /// `instance` of each row.
+    pub instance: Vec<u64>,
+    /// `replica` of each row.
+    pub replica: Vec<u64>,
+    /// `loss` of each row.
+    pub loss: Vec<f64>,
+    /// The observable columns after `loss`, by name, in file order.
+    pub observables: Vec<(String, Vec<f64>)>,
+}
+
+/// Parses the text of a `loss.csv` (as [`loss_csv`] writes it); `path` names it in errors.
+/// Numbers read back exactly: they were written in Rust's shortest round-trip form.
+pub fn parse_loss_csv(text: &str, path: &Path) -> Result<LossTable, OutputError> {
+    let corrupt = |line: usize, reason: String| OutputError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("line {line}: {reason}"),
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    if header.len() < 4 || header[..4] != ["step", "instance", "replica", "loss"] {
+        return Err(corrupt(
+            1,
+            "expected the header step,instance,replica,loss[,observables…]".into(),
+        ));
+    }
+    let mut table = LossTable {
+        observables: header[4..]
+            .iter()
+            .map(|name| (name.to_string(), Vec::new()))
+            .collect(),
+        ..LossTable::default()
+    };
+    for (i, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != header.len() {
+            return Err(corrupt(
+                i + 2,
+                format!("expected {} fields, found {}", header.len(), fields.len()),
+            ));
+        }
+        let int = |j: usize| -> Result<u64, OutputError> {
+            fields[j]
+                .parse()
+                .map_err(|_| corrupt(i + 2, format!("`{}` is not an integer", fields[j])))
+        };
+        let float = |j: usize| -> Result<f64, OutputError> {
+            fields[j]
+                .parse()
+                .map_err(|_| corrupt(i + 2, format!("`{}` is not a number", fields[j])))
+        };
+        table.step.push(int(0)?);
+        table.instance.push(int(1)?);
+        table.replica.push(int(2)?);
+        table.loss.push(float(3)?);
+        for (j, (_, column)) in table.observables.iter_mut().enumerate() {
+            column.push(float(4 + j)?);
+        }
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load, Origin};
+
+    #[test]
+    fn run_files_parse_back_to_what_was_trained() {
+        let text = "[experiment]\nname = \"t\"\n[train]\nsteps = 30\nreplicas = 2\nlog_every = 7\n[toy]\nmodel = \"relu-output\"\nn_features = 5\nn_hidden = 2\ndensity = [1.0, 0.1]\nbatch_size = 64\nevaluation_batch_size = 128\nrecord_dimensionality = true\n";
+        let plan = load(text, &Origin::Preset("t".into()), &[]).unwrap();
+        let outcomes = crate::run::run(&plan, &[0, 1], &|_| {});
+        let files = run_files(&plan, &outcomes).unwrap();
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, RUN_FILES);
+        let path = Path::new("x");
+
+        let table = parse_loss_csv(std::str::from_utf8(&files[3].1).unwrap(), path).unwrap();
+        let mut rows = 0;
+        for o in &outcomes {
+            for r in &o.replicas {
+                for h in &r.history {
+                    assert_eq!(table.step[rows], h.step);
+                    assert_eq!(table.instance[rows], o.index as u64);
+                    assert_eq!(table.replica[rows], r.replica);
+                    assert_eq!(table.loss[rows].to_bits(), h.loss.to_bits());
+                    for (j, v) in h.observables.iter().enumerate() {
+                        assert_eq!(table.observables[j].1[rows].to_bits(), v.to_bits());
+                    }
+                    rows += 1;
+                }
+            }
+        }
+        assert_eq!(table.step.len(), rows);
+        assert_eq!(
+            table.observables.len(),
+            crate::run::observable_names(&plan).len()
+        );
+        assert!(!table.observables.is_empty(), "dimensionality recorded");
+
+        let tensors = parse_tensors(&files[1].1, path).unwrap();
+        let w = tensors.iter().find(|t| t.name == "W").unwrap();
+        assert_eq!(w.shape, [2, 2, 5]);
+        let first = &outcomes[1]
+            .tensors
+            .iter()
+            .find(|t| t.name == "W")
+            .unwrap()
+            .data;
+        assert_eq!(&w.values[10..], &first[..]);
+        let metrics = parse_metrics(&files[2].1, path).unwrap();
+        assert_eq!(metrics["instances"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn corrupt_files_are_named() {
+        let path = Path::new("dir/loss.csv");
+        let e = parse_loss_csv("step,instance,replica,loss\n0,0,0,zz\n", path).unwrap_err();
+        assert!(e.to_string().contains("dir/loss.csv") && e.to_string().contains("line 2"));
+        assert!(parse_loss_csv("a,b\n", path).is_err());
+        assert!(parse_loss_csv("step,instance,replica,loss\n0,0\n", path).is_err());
+        assert!(parse_metrics(b"{}", Path::new("m.json")).is_err());
+        assert!(parse_tensors(b"\x00", Path::new("m.safetensors")).is_err());
+    }
 }

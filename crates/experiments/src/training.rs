@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tms_engine::models::NamedTensor;
 use tms_engine::rng::InstanceKey;
 use tms_engine::train::{self, HistoryRow, InstanceState, Status, Task, TrainSettings};
@@ -104,19 +106,62 @@ fn task_of_each_state<'a, T: Task>(tasks: &'a [T], states: usize, run: &RunSetti
 
 /// Advances `states` (laid out as by [`fresh_states`]) to step `until`, in parallel: each
 /// (instance, replica) is independent of the others.
+///
+/// With a `stop` flag, every state checks it between chunks of its own steps (chunks of at most
+/// about [`STOP_CHECK_EVERY`] of work, so a request is seen within about that time) and returns
+/// early once it is set, at a step boundary; no barrier joins the states between checks. The
+/// results are those without the flag, bit for bit: a state advanced in pieces is the state
+/// advanced at once (the engine's state carries everything a step needs).
 pub fn advance_states<T: Task>(
     tasks: &[T],
     states: &mut [InstanceState],
     until: u64,
     run: &RunSettings,
     progress: &(dyn Fn(u64) + Sync),
+    stop: Option<&AtomicBool>,
 ) {
     let flat_tasks = task_of_each_state(tasks, states.len(), run);
     states
         .par_iter_mut()
         .zip(flat_tasks.par_iter())
         .with_max_len(1)
-        .for_each(|(state, task)| train::advance(*task, state, &run.train, until, progress));
+        .for_each(|(state, task)| match stop {
+            None => train::advance(*task, state, &run.train, until, progress),
+            Some(stop) => advance_until_stopped(*task, state, &run.train, until, progress, stop),
+        });
+}
+
+/// How much work a state does between two checks of [`advance_states`]' stop flag.
+pub const STOP_CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// Advances one state to `until` in chunks, checking `stop` before each (see [`advance_states`]).
+fn advance_until_stopped<T: Task>(
+    task: &T,
+    state: &mut InstanceState,
+    settings: &TrainSettings,
+    until: u64,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &AtomicBool,
+) {
+    // Chunks double while they take less than STOP_CHECK_EVERY (each call allocates the task's
+    // workspace, so they should not stay tiny).
+    let mut chunk = 1;
+    while state.step < until.min(settings.steps)
+        && state.status == Status::Running
+        && !stop.load(Ordering::Relaxed)
+    {
+        let start = Instant::now();
+        let next = (state.step + chunk).min(until);
+        train::advance(task, state, settings, next, progress);
+        if start.elapsed() < STOP_CHECK_EVERY {
+            chunk *= 2;
+        }
+    }
+    if !stop.load(Ordering::Relaxed) {
+        // Whatever `advance` does at its end (e.g. a state with no step left to take is marked
+        // finished), as in the unstopped path.
+        train::advance(task, state, settings, until, progress);
+    }
 }
 
 /// Selects the best replica of each instance of `tasks` (instances `indices`, states laid out as by

@@ -16,6 +16,8 @@ pub enum Origin {
     File(std::path::PathBuf),
     /// A built-in preset.
     Preset(String),
+    /// A config given as a value rather than a file (e.g. a Python dict), named by its label.
+    Inline(String),
 }
 
 impl fmt::Display for Origin {
@@ -23,6 +25,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::File(p) => write!(f, "{}", p.display()),
             Origin::Preset(name) => write!(f, "preset `{name}`"),
+            Origin::Inline(label) => write!(f, "{label}"),
         }
     }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tms_engine::train::InstanceState;
 
@@ -189,6 +190,7 @@ trait DynPlan: Send + Sync {
         until: u64,
         run: &RunSettings,
         progress: &(dyn Fn(u64) + Sync),
+        stop: Option<&AtomicBool>,
     );
     fn outcomes(
         &self,
@@ -239,8 +241,9 @@ impl<F: Family> DynPlan for PlanOf<F> {
         until: u64,
         run: &RunSettings,
         progress: &(dyn Fn(u64) + Sync),
+        stop: Option<&AtomicBool>,
     ) {
-        F::advance(&self.0, indices, states, until, run, progress)
+        F::advance(&self.0, indices, states, until, run, progress, stop)
     }
 
     fn outcomes(
@@ -287,7 +290,8 @@ impl FamilyPlan {
         self.0.initial_states(indices, run)
     }
 
-    /// Advances `states` (laid out as by [`FamilyPlan::initial_states`]) to step `until`.
+    /// Advances `states` (laid out as by [`FamilyPlan::initial_states`]) to step `until`, or
+    /// until soon after `stop` is set ([`Family::advance`]).
     pub fn advance(
         &self,
         indices: &[usize],
@@ -295,8 +299,9 @@ impl FamilyPlan {
         until: u64,
         run: &RunSettings,
         progress: &(dyn Fn(u64) + Sync),
+        stop: Option<&AtomicBool>,
     ) {
-        self.0.advance(indices, states, until, run, progress)
+        self.0.advance(indices, states, until, run, progress, stop)
     }
 
     /// The best replica of each instance and what the family says about it.

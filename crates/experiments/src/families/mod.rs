@@ -50,6 +50,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Debug;
+use std::sync::atomic::AtomicBool;
 use tms_engine::models::NamedTensor;
 use tms_engine::train::{InstanceState, Task};
 
@@ -148,7 +149,11 @@ pub trait Family: Sized + Send + Sync + 'static {
         training::fresh_states(&tasks, indices, run)
     }
 
-    /// Advances `states` (laid out as by [`Family::initial_states`]) to step `until`.
+    /// Advances `states` (laid out as by [`Family::initial_states`]) to step `until`. With a
+    /// `stop` flag, it returns early (states at a step boundary, to be advanced again later with
+    /// the same results) soon after the flag is set: [`training::advance_states`] checks it between
+    /// chunks of steps; a family overriding this must check it as often (about every
+    /// [`training::STOP_CHECK_EVERY`] of work).
     fn advance(
         plan: &Self::Plan,
         indices: &[usize],
@@ -156,9 +161,10 @@ pub trait Family: Sized + Send + Sync + 'static {
         until: u64,
         run: &RunSettings,
         progress: &(dyn Fn(u64) + Sync),
+        stop: Option<&AtomicBool>,
     ) {
         let tasks: Vec<Self::Task> = indices.iter().map(|&k| Self::task(plan, k)).collect();
-        training::advance_states(&tasks, states, until, run, progress)
+        training::advance_states(&tasks, states, until, run, progress, stop)
     }
 }
 
