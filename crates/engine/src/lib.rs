@@ -32,6 +32,7 @@
 //! - Data generators cost O(non-zeros), never O(B n) at low density.
 
 pub mod attention_metrics;
+pub mod cpu;
 pub mod data;
 pub mod kernels;
 pub mod linalg;

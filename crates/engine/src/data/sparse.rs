@@ -19,6 +19,7 @@
 //! [`FeatureDistribution::sample_into`] draws the same examples as compressed rows, so the form a
 //! caller asks for never changes the data.
 
+use crate::cpu::{self, KernelSet};
 use crate::rng::{LaneRng, StreamRng, RNG_LANES};
 use std::ops::Range;
 
@@ -286,6 +287,7 @@ impl FeatureDistribution {
     /// instance's stream.
     fn feature_major_trials(
         &self,
+        set: KernelSet,
         rng: &mut StreamRng,
         batch_size: usize,
         masks: &mut Vec<u16>,
@@ -299,7 +301,12 @@ impl FeatureDistribution {
         let blocks_per_feature = stride / BLOCK;
         masks.clear();
         masks.resize(self.n_features * blocks_per_feature, 0);
-        vectorised::trial_masks(&mut generators.trials, success_threshold(*density), masks);
+        vectorised::trial_masks(
+            set,
+            &mut generators.trials,
+            success_threshold(*density),
+            masks,
+        );
         if !batch_size.is_multiple_of(BLOCK) {
             // Each feature's last block has trials at examples past B: they do not exist.
             let keep = ((1u32 << (batch_size % BLOCK)) - 1) as u16;
@@ -307,18 +314,19 @@ impl FeatureDistribution {
                 feature[blocks_per_feature - 1] &= keep;
             }
         }
-        let successes = vectorised::successes(masks);
+        let successes = vectorised::successes(set, masks);
         // One block of values past the last success: the expand loads 16 at a time.
         values.clear();
         values.resize(successes.div_ceil(BLOCK) * BLOCK + BLOCK, 0.0);
         let signed = self.values == ValueRange::Signed;
-        vectorised::uniform_values(&mut generators.values, signed, values);
+        vectorised::uniform_values(set, &mut generators.values, signed, values);
         stride
     }
 
     /// Draws a batch of `batch_size` examples into `out`, dense and feature-major: the same
     /// examples as [`Self::sample_into`] from the same stream state, without building compressed
-    /// rows. Cost: one masked expand per 16 trials after the trials themselves.
+    /// rows. Cost: one masked expand per 16 trials after the trials themselves. The vectorised
+    /// passes run in [`cpu::active`]'s kernel set; every set draws the same bits.
     ///
     /// # Panics
     /// If the distribution is not drawn dense ([`Self::draws_dense`]).
@@ -331,8 +339,9 @@ impl FeatureDistribution {
             std::mem::take(&mut out.scratch_masks),
             std::mem::take(&mut out.scratch_values),
         );
+        let set = cpu::active();
         let trials_per_feature =
-            self.feature_major_trials(rng, batch_size, &mut masks, &mut values);
+            self.feature_major_trials(set, rng, batch_size, &mut masks, &mut values);
         // Rows 4 KiB apart would share their L1 sets (a tile reads all n rows at once): a stride
         // that is a multiple of 64 floats gets 16 more.
         let stride = trials_per_feature + BLOCK * trials_per_feature.is_multiple_of(64) as usize;
@@ -346,14 +355,16 @@ impl FeatureDistribution {
         out.batch_size = batch_size;
         out.n_features = self.n_features;
         out.stride = stride;
-        vectorised::expand(&masks, &values, trials_per_feature, stride, &mut out.x);
+        vectorised::expand(set, &masks, &values, trials_per_feature, stride, &mut out.x);
         out.scratch_masks = masks;
         out.scratch_values = values;
     }
 
-    /// Draws a batch of `batch_size` examples into `out` (its buffers are reused).
+    /// Draws a batch of `batch_size` examples into `out` (its buffers are reused). The vectorised
+    /// passes run in [`cpu::active`]'s kernel set; every set draws the same bits.
     pub fn sample_into(&self, rng: &mut StreamRng, batch_size: usize, out: &mut SparseBatch) {
         out.clear(batch_size);
+        let set = cpu::active();
         if self.draws_dense() {
             // Feature-major trials, turned into rows: success k (in mask order) is the non-zero
             // (example 16·(block mod W/16) + bit, feature block / (W/16)) with value k.
@@ -361,7 +372,7 @@ impl FeatureDistribution {
                 std::mem::take(&mut out.scratch_masks),
                 std::mem::take(&mut out.scratch_values),
             );
-            let width = self.feature_major_trials(rng, batch_size, &mut masks, &mut values);
+            let width = self.feature_major_trials(set, rng, batch_size, &mut masks, &mut values);
             let blocks_per_feature = (width / BLOCK).max(1);
             let mut k = 0;
             for (block, &mask) in masks.iter().enumerate() {
@@ -406,7 +417,15 @@ impl FeatureDistribution {
                 if (BERNOULLI_DENSITY..1.0).contains(&unit_density) {
                     let generators =
                         generators.get_or_insert_with(|| TrialGenerators::seeded_from(rng));
-                    bernoulli_trials(generators, unit_density, batch_size, features, signed, out);
+                    bernoulli_trials(
+                        set,
+                        generators,
+                        unit_density,
+                        batch_size,
+                        features,
+                        signed,
+                        out,
+                    );
                     continue;
                 }
             }
@@ -493,6 +512,7 @@ impl TrialGenerators {
 /// `generators.values` (U[0, 1) from the top 24 bits, or 2U − 1 when `signed`; 16 per step);
 /// (3) the successes' positions by bit scans, in trial order, paired with the values in order.
 fn bernoulli_trials(
+    set: KernelSet,
     generators: &mut TrialGenerators,
     density: f64,
     batch_size: usize,
@@ -506,18 +526,18 @@ fn bernoulli_trials(
     let mut masks = std::mem::take(&mut out.scratch_masks);
     masks.clear();
     masks.resize(total.div_ceil(BLOCK), 0);
-    vectorised::trial_masks(&mut generators.trials, threshold, &mut masks);
+    vectorised::trial_masks(set, &mut generators.trials, threshold, &mut masks);
     if !total.is_multiple_of(BLOCK) {
         // The last block's trials past `total` do not exist.
         if let Some(last) = masks.last_mut() {
             *last &= ((1u32 << (total % BLOCK)) - 1) as u16;
         }
     }
-    let successes = vectorised::successes(&masks);
+    let successes = vectorised::successes(set, &masks);
     let mut values = std::mem::take(&mut out.scratch_values);
     values.clear();
     values.resize(successes.div_ceil(BLOCK) * BLOCK, 0.0);
-    vectorised::uniform_values(&mut generators.values, signed, &mut values);
+    vectorised::uniform_values(set, &mut generators.values, signed, &mut values);
     // Trial `column + q` of a row is (row + rows[column + q], columns[column + q]) for q ≤ 16: a
     // table instead of a data-dependent loop (whose mispredicted exits cost more than the rest).
     let (mut rows, mut columns) = (
@@ -537,6 +557,7 @@ fn bernoulli_trials(
     out.row.resize(end + BLOCK, 0);
     out.feature.resize(end + BLOCK, 0);
     let written = vectorised::positions(
+        set,
         &masks,
         &rows,
         &columns,
@@ -559,26 +580,35 @@ fn success_threshold(density: f64) -> u32 {
     (density * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
 }
 
-/// The vectorised passes of the tested trials ([`bernoulli_trials`] and the feature-major draws):
-/// portable copies (plain loops over [`LaneRng`]), AVX2 copies (the eight lanes in two 256-bit
-/// registers per state word) and AVX-512 copies (the trial masks on 512-bit registers, the
-/// expand into a dense matrix, the positions by compress). Integer arithmetic and exact
-/// conversions: every copy produces the same bits as the portable one (a test checks each).
+/// The vectorised passes of the tested trials ([`bernoulli_trials`] and the feature-major draws),
+/// one copy per kernel set: portable copies (plain loops over [`LaneRng`]), for `avx2-fma` AVX2
+/// copies (the eight lanes in two 256-bit registers per state word) and POPCNT counts, for
+/// `avx512vl` AVX-512 copies (the trial masks on 512-bit registers, the expand into a dense
+/// matrix, the positions by compress). Integer arithmetic and exact conversions: every copy
+/// produces the same bits as the portable one (a test checks each set). Each pass takes the set
+/// and asserts that the CPU supports it (a cached comparison) before any intrinsic runs.
 mod vectorised {
     use super::BLOCK;
+    use crate::cpu::KernelSet;
     use crate::rng::LaneRng;
 
     /// masks[k] bit q = 1 iff draw q of step k of `lanes` is below `threshold`.
-    pub(super) fn trial_masks(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
+    pub(super) fn trial_masks(
+        set: KernelSet,
+        lanes: &mut LaneRng,
+        threshold: u32,
+        masks: &mut [u16],
+    ) {
+        assert!(set.is_supported(), "this CPU cannot run kernel set {set}");
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: AVX-512F is present (checked just above).
+            if set >= KernelSet::Avx512Vl {
+                // SAFETY: AVX-512F, which the set requires (checked above).
                 unsafe { avx512::trial_masks(lanes, threshold, masks) };
                 return;
             }
-            if crate::kernels::has_avx2_fma() {
-                // SAFETY: AVX2 is present (checked just above).
+            if set >= KernelSet::Avx2Fma {
+                // SAFETY: AVX2, which the set requires (checked above).
                 unsafe { avx2::trial_masks(lanes, threshold, masks) };
                 return;
             }
@@ -588,10 +618,16 @@ mod vectorised {
 
     /// `values` (a multiple of 16 long) ← U[0, 1) from the top 24 bits of successive draws of
     /// `lanes`, or 2U − 1 when `signed`.
-    pub(super) fn uniform_values(lanes: &mut LaneRng, signed: bool, values: &mut [f32]) {
+    pub(super) fn uniform_values(
+        set: KernelSet,
+        lanes: &mut LaneRng,
+        signed: bool,
+        values: &mut [f32],
+    ) {
+        assert!(set.is_supported(), "this CPU cannot run kernel set {set}");
         #[cfg(target_arch = "x86_64")]
-        if crate::kernels::has_avx2_fma() {
-            // SAFETY: AVX2 is present (checked just above).
+        if set >= KernelSet::Avx2Fma {
+            // SAFETY: AVX2, which the set requires (checked above).
             unsafe { avx2::uniform_values(lanes, signed, values) };
             return;
         }
@@ -605,6 +641,7 @@ mod vectorised {
     /// Writes into `out_rows` and `out_features`, which need 16 entries of room past the last
     /// success; returns the number of successes.
     pub(super) fn positions(
+        set: KernelSet,
         masks: &[u16],
         rows: &[u32],
         columns: &[u32],
@@ -612,9 +649,10 @@ mod vectorised {
         out_rows: &mut [u32],
         out_features: &mut [u32],
     ) -> usize {
+        assert!(set.is_supported(), "this CPU cannot run kernel set {set}");
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present (checked just above).
+        if set >= KernelSet::Avx512Vl {
+            // SAFETY: AVX-512F, which the set requires (checked above).
             return unsafe {
                 avx512::positions(masks, rows, columns, start, out_rows, out_features)
             };
@@ -623,10 +661,11 @@ mod vectorised {
     }
 
     /// The number of set bits of `masks`, four masks per population count.
-    pub(super) fn successes(masks: &[u16]) -> usize {
+    pub(super) fn successes(set: KernelSet, masks: &[u16]) -> usize {
+        assert!(set.is_supported(), "this CPU cannot run kernel set {set}");
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("popcnt") {
-            // SAFETY: POPCNT is present (checked just above).
+        if set >= KernelSet::Avx2Fma {
+            // SAFETY: POPCNT, which the set requires (checked above).
             return unsafe { successes_popcnt(masks) };
         }
         successes_portable(masks)
@@ -665,15 +704,17 @@ mod vectorised {
     /// x[r · stride + 16c + q] = the next value if bit q of the row's mask c is set, else 0. The
     /// columns width..stride are not written. `values` holds the successes and 16 more.
     pub(super) fn expand(
+        set: KernelSet,
         masks: &[u16],
         values: &[f32],
         width: usize,
         stride: usize,
         x: &mut [f32],
     ) {
+        assert!(set.is_supported(), "this CPU cannot run kernel set {set}");
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("popcnt") {
-            // SAFETY: AVX-512F and POPCNT are present (checked just above).
+        if set >= KernelSet::Avx512Vl {
+            // SAFETY: AVX-512F and POPCNT, which the set requires (checked above).
             unsafe { avx512::expand(masks, values, width, stride, x) };
             return;
         }
@@ -769,6 +810,7 @@ mod vectorised {
     #[cfg(target_arch = "x86_64")]
     mod avx512 {
         use super::BLOCK;
+        use crate::cpu::KernelSet;
         use crate::rng::LaneRng;
         use std::arch::x86_64::*;
 
@@ -822,7 +864,7 @@ mod vectorised {
             stride: usize,
             x: &mut [f32],
         ) {
-            assert!(values.len() >= super::successes(masks) + BLOCK);
+            assert!(values.len() >= super::successes(KernelSet::Avx512Vl, masks) + BLOCK);
             let mut k = 0;
             for (masks, x) in super::expand_rows(masks, width, stride, x) {
                 for (&mask, block) in masks.iter().zip(x.chunks_exact_mut(BLOCK)) {
@@ -860,7 +902,7 @@ mod vectorised {
             let width = columns.len() - BLOCK - 1;
             assert!(rows.len() == columns.len() && width > 0 && columns[0] as usize == start);
             assert!(masks.len() * BLOCK < 1 << 50);
-            let successes = super::successes(masks);
+            let successes = super::successes(KernelSet::Avx512Vl, masks);
             assert!(out_rows.len() >= successes + BLOCK && out_features.len() >= successes + BLOCK);
             let inverse_width = 1.0 / width as f64;
             let mut k = 0usize;
@@ -1482,75 +1524,67 @@ mod tests {
     }
 
     #[test]
-    fn vectorised_passes_equal_their_portable_copies() {
+    fn every_kernel_sets_vectorised_passes_equal_the_portable_copies() {
+        for set in KernelSet::ALL.into_iter().filter(|s| !s.is_supported()) {
+            eprintln!("skipped kernel set {set}: this CPU cannot run it");
+        }
         let mut rng = StreamRng::seed_from_u64(3);
         let lanes = LaneRng::seeded_from(&mut rng);
-        for threshold in [0, 1, 1 << 31, 429_496_730, u32::MAX] {
-            let (mut fast, mut portable) = (lanes.clone(), lanes.clone());
-            let (mut a, mut b) = (vec![0u16; 200], vec![0u16; 200]);
-            vectorised::trial_masks(&mut fast, threshold, &mut a);
-            vectorised::trial_masks_portable(&mut portable, threshold, &mut b);
-            assert_eq!(a, b, "threshold {threshold}");
-            // The AVX2 copy too, which the dispatcher skips on AVX-512 CPUs.
-            #[cfg(target_arch = "x86_64")]
-            if crate::kernels::has_avx2_fma() {
-                let (mut lanes2, mut c) = (lanes.clone(), vec![0u16; 200]);
-                // SAFETY: AVX2 is present (checked just above).
-                unsafe { vectorised::avx2::trial_masks(&mut lanes2, threshold, &mut c) };
-                assert_eq!(a, c, "AVX2, threshold {threshold}");
-                assert_eq!(lanes2.next_words(), fast.clone().next_words());
+        for set in KernelSet::supported() {
+            for threshold in [0, 1, 1 << 31, 429_496_730, u32::MAX] {
+                let (mut fast, mut portable) = (lanes.clone(), lanes.clone());
+                let (mut a, mut b) = (vec![0u16; 200], vec![0u16; 200]);
+                vectorised::trial_masks(set, &mut fast, threshold, &mut a);
+                vectorised::trial_masks_portable(&mut portable, threshold, &mut b);
+                assert_eq!(a, b, "{set}, threshold {threshold}");
+                assert_eq!(fast.next_words(), portable.next_words(), "{set}");
+                let set_bits: usize = a.iter().map(|m| m.count_ones() as usize).sum();
+                assert_eq!(vectorised::successes(set, &a), set_bits);
+                let tail: usize = a[197..].iter().map(|m| m.count_ones() as usize).sum();
+                assert_eq!(vectorised::successes(set, &a[..197]), set_bits - tail);
             }
-            let set: usize = a.iter().map(|m| m.count_ones() as usize).sum();
-            assert_eq!(vectorised::successes(&a), set);
-            assert_eq!(
-                vectorised::successes(&a[..197]),
-                set - a[197..]
-                    .iter()
-                    .map(|m| m.count_ones() as usize)
-                    .sum::<usize>()
-            );
-            assert_eq!(fast.next_words(), portable.next_words());
-        }
-        for signed in [false, true] {
-            let (mut fast, mut portable) = (lanes.clone(), lanes.clone());
-            let (mut a, mut b) = (vec![0f32; 160], vec![0f32; 160]);
-            vectorised::uniform_values(&mut fast, signed, &mut a);
-            vectorised::uniform_values_portable(&mut portable, signed, &mut b);
-            assert_eq!(a, b);
-            assert_eq!(fast.next_words(), portable.next_words());
-        }
-        for threshold in [0, 1 << 30, u32::MAX] {
-            let mut masks = vec![0u16; 200];
-            vectorised::trial_masks(&mut lanes.clone(), threshold, &mut masks);
-            let mut values = vec![0f32; 201 * BLOCK];
-            vectorised::uniform_values(&mut lanes.clone(), true, &mut values);
-            // 20 rows of 160 trials, 176 floats apart; the gaps stay as they were.
-            let (mut a, mut b) = (vec![-1.0; 20 * 176], vec![-1.0; 20 * 176]);
-            vectorised::expand(&masks, &values, 160, 176, &mut a);
-            vectorised::expand_portable(&masks, &values, 160, 176, &mut b);
-            assert_eq!(a, b, "threshold {threshold}");
-            assert!(a
-                .chunks(176)
-                .all(|row| row[160..].iter().all(|&x| x == -1.0)));
-        }
-        for width in [1usize, 5, 16, 20, 37] {
-            let mut masks = vec![0u16; 300];
-            vectorised::trial_masks(&mut lanes.clone(), 1 << 30, &mut masks);
-            let rows: Vec<u32> = (0..width + BLOCK + 1).map(|v| (v / width) as u32).collect();
-            let columns: Vec<u32> = (0..width + BLOCK + 1)
-                .map(|v| (3 + v % width) as u32)
-                .collect();
-            let room = 300 * BLOCK + BLOCK;
-            let (mut ra, mut fa, mut rb, mut fb) =
-                (vec![0; room], vec![0; room], vec![0; room], vec![0; room]);
-            let ka = vectorised::positions(&masks, &rows, &columns, 3, &mut ra, &mut fa);
-            let kb = vectorised::positions_portable(&masks, &rows, &columns, 3, &mut rb, &mut fb);
-            assert_eq!(ka, kb);
-            assert_eq!(
-                (&ra[..ka], &fa[..ka]),
-                (&rb[..kb], &fb[..kb]),
-                "width {width}"
-            );
+            for signed in [false, true] {
+                let (mut fast, mut portable) = (lanes.clone(), lanes.clone());
+                let (mut a, mut b) = (vec![0f32; 160], vec![0f32; 160]);
+                vectorised::uniform_values(set, &mut fast, signed, &mut a);
+                vectorised::uniform_values_portable(&mut portable, signed, &mut b);
+                assert_eq!(a, b, "{set}");
+                assert_eq!(fast.next_words(), portable.next_words(), "{set}");
+            }
+            for threshold in [0, 1 << 30, u32::MAX] {
+                let mut masks = vec![0u16; 200];
+                vectorised::trial_masks_portable(&mut lanes.clone(), threshold, &mut masks);
+                let mut values = vec![0f32; 201 * BLOCK];
+                vectorised::uniform_values_portable(&mut lanes.clone(), true, &mut values);
+                // 20 rows of 160 trials, 176 floats apart; the gaps stay as they were.
+                let (mut a, mut b) = (vec![-1.0; 20 * 176], vec![-1.0; 20 * 176]);
+                vectorised::expand(set, &masks, &values, 160, 176, &mut a);
+                vectorised::expand_portable(&masks, &values, 160, 176, &mut b);
+                assert_eq!(a, b, "{set}, threshold {threshold}");
+                assert!(a
+                    .chunks(176)
+                    .all(|row| row[160..].iter().all(|&x| x == -1.0)));
+            }
+            for width in [1usize, 5, 16, 20, 37] {
+                let mut masks = vec![0u16; 300];
+                vectorised::trial_masks_portable(&mut lanes.clone(), 1 << 30, &mut masks);
+                let rows: Vec<u32> = (0..width + BLOCK + 1).map(|v| (v / width) as u32).collect();
+                let columns: Vec<u32> = (0..width + BLOCK + 1)
+                    .map(|v| (3 + v % width) as u32)
+                    .collect();
+                let room = 300 * BLOCK + BLOCK;
+                let (mut ra, mut fa, mut rb, mut fb) =
+                    (vec![0; room], vec![0; room], vec![0; room], vec![0; room]);
+                let ka = vectorised::positions(set, &masks, &rows, &columns, 3, &mut ra, &mut fa);
+                let kb =
+                    vectorised::positions_portable(&masks, &rows, &columns, 3, &mut rb, &mut fb);
+                assert_eq!(ka, kb, "{set}");
+                assert_eq!(
+                    (&ra[..ka], &fa[..ka]),
+                    (&rb[..kb], &fb[..kb]),
+                    "{set}, width {width}"
+                );
+            }
         }
     }
 

@@ -30,6 +30,7 @@
 //!   as rows of the [n, S] input matrix.
 
 use super::{gemm, MatMut, MatRef};
+use crate::cpu::{self, KernelSet};
 use crate::data::sparse::{DenseBatch, SparseBatch};
 use crate::models::toy::{ToyKind, ToyShape};
 use rayon::prelude::*;
@@ -135,40 +136,11 @@ pub struct ToyKernelWorkspace {
     decoder_transposed: Vec<f32>,
 }
 
-/// Which compiled copy of the kernels runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Variant {
-    /// Plain Rust, auto-vectorised for the target's baseline (SSE2 on x86-64).
-    Portable,
-    /// AVX2 + FMA (+ POPCNT): the same loops compiled for 8-wide vectors, and the small-m sweep,
-    /// the dense encoder, the fused decoder pass and the sparse decoder backward written with
-    /// intrinsics (module `avx2`; AVX-512VL copies where the CPU has it).
-    Avx2,
-}
-
-impl Variant {
-    /// The fastest variant this CPU runs.
-    pub fn detect() -> Self {
-        if super::has_avx2_fma() {
-            Variant::Avx2
-        } else {
-            Variant::Portable
-        }
-    }
-
-    /// Every variant this CPU runs (for tests).
-    pub fn available() -> Vec<Self> {
-        let mut v = vec![Variant::Portable];
-        if super::has_avx2_fma() {
-            v.push(Variant::Avx2);
-        }
-        v
-    }
-}
-
 /// Everything a tile reads.
 struct Problem<'a> {
-    variant: Variant,
+    /// The kernel set; `run` checked that the CPU supports it before building the problem, which
+    /// is what makes the intrinsics calls below sound.
+    set: KernelSet,
     kind: ToyKind,
     n: usize,
     m: usize,
@@ -185,7 +157,7 @@ struct Problem<'a> {
     decoder_at: usize,
     bias_at: usize,
     input: Input<'a>,
-    /// Dᵀ [m, n] (large path, Avx2 variant; empty otherwise).
+    /// Dᵀ [m, n] (large path, SIMD sets; empty otherwise).
     decoder_transposed: &'a [f32],
 }
 
@@ -242,8 +214,8 @@ pub fn loss_and_gradient(
     gradient: &mut [f32],
     workspace: &mut ToyKernelWorkspace,
 ) -> f64 {
-    loss_and_gradient_variant(
-        Variant::detect(),
+    loss_and_gradient_with(
+        cpu::active(),
         shape,
         parameters,
         batch,
@@ -253,10 +225,10 @@ pub fn loss_and_gradient(
     )
 }
 
-/// [`loss_and_gradient`] with a chosen [`Variant`] (tests check every variant against the naive
-/// twin). Panics if the CPU cannot run `variant`.
-pub fn loss_and_gradient_variant(
-    variant: Variant,
+/// [`loss_and_gradient`] with a chosen [`KernelSet`] instead of [`cpu::active`] (tests check every
+/// set against the naive twin). Panics if the CPU cannot run `set`.
+pub fn loss_and_gradient_with(
+    set: KernelSet,
     shape: &ToyShape,
     parameters: &[f32],
     batch: &SparseBatch,
@@ -266,7 +238,7 @@ pub fn loss_and_gradient_variant(
 ) -> f64 {
     let input = Input::Rows(batch);
     run(
-        variant, shape, parameters, input, importance, gradient, workspace,
+        set, shape, parameters, input, importance, gradient, workspace,
     )
 }
 
@@ -282,8 +254,8 @@ pub fn loss_and_gradient_dense(
     gradient: &mut [f32],
     workspace: &mut ToyKernelWorkspace,
 ) -> f64 {
-    loss_and_gradient_dense_variant(
-        Variant::detect(),
+    loss_and_gradient_dense_with(
+        cpu::active(),
         shape,
         parameters,
         batch,
@@ -293,9 +265,9 @@ pub fn loss_and_gradient_dense(
     )
 }
 
-/// [`loss_and_gradient_dense`] with a chosen [`Variant`]. Panics if the CPU cannot run `variant`.
-pub fn loss_and_gradient_dense_variant(
-    variant: Variant,
+/// [`loss_and_gradient_dense`] with a chosen [`KernelSet`]. Panics if the CPU cannot run `set`.
+pub fn loss_and_gradient_dense_with(
+    set: KernelSet,
     shape: &ToyShape,
     parameters: &[f32],
     batch: &DenseBatch,
@@ -308,18 +280,18 @@ pub fn loss_and_gradient_dense_variant(
         let rows = batch.to_sparse();
         let input = Input::Rows(&rows);
         return run(
-            variant, shape, parameters, input, importance, gradient, workspace,
+            set, shape, parameters, input, importance, gradient, workspace,
         );
     }
     let input = Input::Dense(batch);
     run(
-        variant, shape, parameters, input, importance, gradient, workspace,
+        set, shape, parameters, input, importance, gradient, workspace,
     )
 }
 
 /// The body of every entry point.
 fn run(
-    variant: Variant,
+    set: KernelSet,
     shape: &ToyShape,
     parameters: &[f32],
     input: Input,
@@ -327,10 +299,7 @@ fn run(
     gradient: &mut [f32],
     workspace: &mut ToyKernelWorkspace,
 ) -> f64 {
-    assert!(
-        Variant::available().contains(&variant),
-        "this CPU cannot run {variant:?}"
-    );
+    assert!(set.is_supported(), "this CPU cannot run kernel set {set}");
     let (n, m) = (shape.n_features, shape.n_hidden);
     let batch_size = match input {
         Input::Rows(batch) => batch.batch_size(),
@@ -348,7 +317,7 @@ fn run(
         .extend(importance.iter().map(|&i| (2.0 * i as f64 * scale) as f32));
     // The fused decoder pass of the large path reads Dᵀ: 8 consecutive features per k.
     workspace.decoder_transposed.clear();
-    if !plan.small && variant == Variant::Avx2 {
+    if !plan.small && set != KernelSet::Portable {
         let decoder = &parameters[decoder_at..decoder_at + n * m];
         workspace.decoder_transposed.resize(n * m, 0.0);
         for (i, row) in decoder.chunks_exact(m).enumerate() {
@@ -358,7 +327,7 @@ fn run(
         }
     }
     let problem = Problem {
-        variant,
+        set,
         kind: shape.kind,
         n,
         m,
@@ -415,18 +384,21 @@ fn run(
 }
 
 /// One chunk: overwrites `gradient` with the chunk's dL/dθ and returns Σ I_i (x̂_i − y_i)² over its
-/// examples (not yet divided by B n). Dispatches to the AVX2 copy when the CPU has it.
+/// examples (not yet divided by B n). Dispatches to the AVX2 copy for the SIMD sets.
 fn chunk(p: &Problem, range: Range<usize>, s: &mut ChunkScratch, gradient: &mut [f32]) -> f64 {
     #[cfg(target_arch = "x86_64")]
-    if p.variant == Variant::Avx2 {
-        // SAFETY: chunk_avx2's only precondition is that the CPU supports AVX2 and FMA; the
-        // Avx2 variant is only constructed after loss_and_gradient_variant checked that it does.
+    if p.set >= KernelSet::Avx2Fma {
+        // SAFETY: chunk_avx2's only precondition is that the CPU supports AVX2 and FMA, which
+        // every set from Avx2Fma on requires; `run` checked that the CPU supports `p.set`.
         return unsafe { chunk_avx2(p, range, s, gradient) };
     }
     chunk_body(p, range, s, gradient)
 }
 
 /// [`chunk_body`] compiled with AVX2 and FMA enabled (8-wide vectors for the loops along the batch).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn chunk_avx2(
@@ -574,13 +546,13 @@ fn small_tile<const M: usize>(
     }
     // z holds one feature's row of outputs, then of dz; its second half the squared errors
     // (portable sweep only).
-    if p.variant == Variant::Portable {
+    if p.set == KernelSet::Portable {
         z.clear();
         z.resize(2 * tile, 0.0);
     }
     // Lanes past the tile's examples are padding: the portable sweep multiplies their error by
     // this mask (the AVX2 sweeps clear them in the last group).
-    if p.variant == Variant::Portable {
+    if p.set == KernelSet::Portable {
         mask.clear();
         mask.resize(tile, 0.0);
         mask[..rows.len()].fill(1.0);
@@ -655,12 +627,12 @@ fn small_tile<const M: usize>(
     // Lanes 0..real are the tile's examples; real..used padding.
     let real = rows.len();
     let mut sum = 0.0f64;
-    // Features two at a time where the CPU has 32 vector registers (AVX-512VL): h and dh are
+    // Features two at a time where the set has 32 vector registers (AVX-512VL): h and dh are
     // loaded once per pair. Each feature's sums, and dh's updates in feature order, are those of
     // the one-feature sweep, so the result is the same to the bit.
     let mut paired = 0;
     #[cfg(target_arch = "x86_64")]
-    if p.variant == Variant::Avx2 && M <= 6 && super::has_avx512vl() {
+    if p.set >= KernelSet::Avx512Vl && M <= 6 {
         while paired + 2 <= n {
             let i = paired;
             let d = &p.decoder[i * M..i * M + 2 * M];
@@ -669,7 +641,8 @@ fn small_tile<const M: usize>(
                 bias: [p.bias[i], p.bias[i + 1]],
                 coefficient: [p.coefficient[i], p.coefficient[i + 1]],
             };
-            // SAFETY: AVX2, FMA (the Avx2 variant) and AVX-512VL (checked just above).
+            // SAFETY: AVX2, FMA and AVX-512VL: the Avx512Vl set requires them, and `run`
+            // checked that the CPU supports it.
             let out = unsafe {
                 avx512::feature_pair_sweep::<M>(
                     h, dhidden, tile, used, d, features, linear, yi, y_stride, real,
@@ -686,8 +659,8 @@ fn small_tile<const M: usize>(
         let c = p.coefficient[i];
         let yi = &y[i * y_stride..i * y_stride + used];
         #[cfg(target_arch = "x86_64")]
-        if p.variant == Variant::Avx2 {
-            // SAFETY: feature_sweep needs AVX2 and FMA, checked when the Avx2 variant was chosen.
+        if p.set >= KernelSet::Avx2Fma {
+            // SAFETY: feature_sweep needs AVX2 and FMA, which the set requires (checked in `run`).
             let sums = unsafe {
                 avx2::feature_sweep::<M>(h, dhidden, tile, used, d, p.bias[i], c, linear, yi, real)
             };
@@ -777,8 +750,8 @@ fn dense_encoder<const M: usize>(
     used: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if p.variant == Variant::Avx2 {
-        // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
+    if p.set >= KernelSet::Avx2Fma {
+        // SAFETY: AVX2 and FMA, which the set requires (checked in `run`).
         unsafe { avx2::dense_encoder::<M>(p.encoder, x, x_stride, pre, p.n, tile, used) };
         return;
     }
@@ -807,9 +780,9 @@ fn dense_encoder_gradient<const M: usize>(
     g: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if p.variant == Variant::Avx2 {
+    if p.set >= KernelSet::Avx2Fma {
         let ge = &mut g[p.encoder_at..p.encoder_at + p.n * M];
-        // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen.
+        // SAFETY: AVX2 and FMA, which the set requires (checked in `run`).
         unsafe { avx2::dense_encoder_gradient::<M>(x, x_stride, dpre, p.n, tile, used, ge) };
         return;
     }
@@ -828,7 +801,7 @@ fn dense_encoder_gradient<const M: usize>(
 /// 1. pre = X E: scattered axpys pre_t += x_j E_j over the non-zeros, or one GEMM [T,n]·[n,m] when
 ///    the tile is ≥ 20% dense.
 /// 2. Z = H Dᵀ + b, the loss, and dz in place: one fused register-blocked pass over Dᵀ
-///    ([`avx2::decoder_forward`], Avx2 variant), or a GEMM [T,m]·[m,n] and then one pass over z.
+///    ([`avx2::decoder_forward`], SIMD sets), or a GEMM [T,m]·[m,n] and then one pass over z.
 /// 3. Backward of the decoder: if dz is ≥ 20% non-zero, dH = dZ D and dD += dZᵀ H (two GEMMs);
 ///    otherwise only the non-zero dz_ti are visited: dD_i += dz h_t, dh_t += dz D_i (axpys of length m).
 /// 4. dpre = dh ⊙ 1[pre > 0]; dE = Xᵀ dpre (GEMM if step 1 was one, else axpys over the non-zeros).
@@ -894,7 +867,7 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     }
     let h: &[f32] = if relu_hidden { hidden } else { pre };
 
-    // 2. Decoder, loss and dz: one fused pass (Avx2 variant), or a GEMM and a pass over z. With
+    // 2. Decoder, loss and dz: one fused pass (SIMD sets), or a GEMM and a pass over z. With
     // β = 0 the GEMM does not read z, nor does the fused pass: z is not cleared first (at n = 1000
     // that would be a quarter megabyte of zeros per tile).
     if z.len() < t_len * n {
@@ -903,7 +876,7 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
     let z = &mut z[..t_len * n];
     let mut sum = 0.0f64;
     let mut active_count = 0usize;
-    let fused = cfg!(target_arch = "x86_64") && p.variant == Variant::Avx2;
+    let fused = cfg!(target_arch = "x86_64") && p.set >= KernelSet::Avx2Fma;
     #[cfg(target_arch = "x86_64")]
     if fused {
         let constants = avx2::OutputConstants {
@@ -913,11 +886,12 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
             linear: !p.kind.relu_output(),
         };
         let transposed = p.decoder_transposed;
-        (sum, active_count) = if super::has_avx512vl() {
-            // SAFETY: AVX2, FMA and POPCNT (the Avx2 variant) and AVX-512VL (checked just now).
+        (sum, active_count) = if p.set >= KernelSet::Avx512Vl {
+            // SAFETY: AVX2, FMA, POPCNT, AVX-512F and AVX-512VL: the Avx512Vl set requires them
+            // (checked in `run`).
             unsafe { avx2::decoder_forward_avx512(h, transposed, &constants, y, t_len, z) }
         } else {
-            // SAFETY: AVX2, FMA and POPCNT were checked when the Avx2 variant was chosen.
+            // SAFETY: AVX2, FMA and POPCNT, which the Avx2Fma set requires (checked in `run`).
             unsafe { avx2::decoder_forward(h, transposed, &constants, y, t_len, z) }
         };
     }
@@ -975,12 +949,12 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
         active.clear();
         active.resize(n, 0);
         #[cfg(target_arch = "x86_64")]
-        let mask_registers = super::has_avx512vl();
+        let mask_registers = p.set >= KernelSet::Avx512Vl;
         for t in 0..t_len {
             let dz_row = &z[t * n..t * n + n];
             let h_t = &h[t * m..t * m + m];
             #[cfg(target_arch = "x86_64")]
-            if p.variant == Variant::Avx2 {
+            if p.set >= KernelSet::Avx2Fma {
                 let (decoder_and_bias, _) = g.split_at_mut(p.bias_at + n);
                 let (g_decoder, g_bias) = decoder_and_bias.split_at_mut(p.bias_at);
                 let backward = if mask_registers {
@@ -988,8 +962,8 @@ fn large_tile(p: &Problem, rows: &[u32], s: &mut ChunkScratch, g: &mut [f32]) ->
                 } else {
                     avx2::sparse_decoder_backward
                 };
-                // SAFETY: AVX2 and FMA were checked when the Avx2 variant was chosen, AVX-512VL
-                // (for the mask-register copy) just above the loop.
+                // SAFETY: AVX2 and FMA (every SIMD set), and AVX-512F and AVX-512VL for the
+                // mask-register copy (the Avx512Vl set): `run` checked that the CPU has the set.
                 unsafe {
                     backward(
                         dz_row,
@@ -1128,7 +1102,7 @@ fn lane_sum(v: &[f32; LANES]) -> f32 {
     ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
 }
 
-/// The small-m sweep over two features at once, for CPUs with AVX-512VL (32 vector registers hold
+/// The small-m sweep over two features at once, for the avx512vl set (AVX-512VL: 32 vector registers hold
 /// both features' accumulators): [`avx2::sweep`] with F = 2, compiled with AVX-512VL.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -1196,7 +1170,7 @@ mod avx2 {
     /// The decoder backward of one example of [`super::large_tile`] when few dz are non-zero: for
     /// every i with dz_i ≠ 0 (found 8 at a time by a vector comparison), in increasing i:
     /// db_i += dz_i;  dD_i += dz_i h;  dh += dz_i D_i. Products are rounded before they are added
-    /// (no FMA), exactly as the portable loops, so both variants give the same bits.
+    /// (no FMA), exactly as the portable loops, so both copies give the same bits.
     ///
     /// # Safety
     /// The CPU must support AVX2. (Every memory access is checked by the asserts below.)
@@ -1212,7 +1186,7 @@ mod avx2 {
         sparse_decoder_backward_body::<false>(dz, h, decoder, g_decoder, g_bias, dh)
     }
 
-    /// [`sparse_decoder_backward`] for CPUs with AVX-512VL: the tail of m mod 8 entries with
+    /// [`sparse_decoder_backward`] for the avx512vl set: the tail of m mod 8 entries with
     /// mask-register loads and stores (AVX2's `vmaskmovps` store is slow on AMD cores), and for
     /// m ≤ 32 h and dh held in registers across the example's non-zero dz_i (in memory, every
     /// update of dh would wait on the previous one's store). The same arithmetic in the same
@@ -1444,7 +1418,7 @@ mod avx2 {
     /// features, features outermost so that a block's m rows of Dᵀ stay in L1 while every example
     /// passes. The loss is summed in f32 within a block (≤ 4R terms per lane) and in f64 across
     /// blocks. Returns (Σ I_i err², number of dz_ti ≠ 0). Its reference is the GEMM path it
-    /// replaces (the Portable variant), both checked against the naive twin.
+    /// replaces (the Portable set), both checked against the naive twin.
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA and POPCNT. (Memory accesses are checked by the asserts in
@@ -1939,10 +1913,16 @@ mod tests {
     /// ([`absolute_twin`]: the same nest with every factor replaced by its magnitude). A wrong kernel
     /// (one example or one feature missing, a wrong sign) errs by about one term, ≥ Σ|terms|/(B n),
     /// which is above this bound for the shapes tested.
-    fn check(shape: ToyShape, density: f64, batch_size: usize, seed: u64) -> bool {
+    fn check(
+        sets: &[KernelSet],
+        shape: ToyShape,
+        density: f64,
+        batch_size: usize,
+        seed: u64,
+    ) -> bool {
         let (params, importance, batch) = instance(&shape, density, batch_size, seed);
-        for variant in Variant::available() {
-            check_variant(variant, shape, density, batch_size, seed);
+        for &set in sets {
+            check_set(set, shape, density, batch_size, seed);
         }
         let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
         let i64s: Vec<f64> = importance.iter().map(|&v| v as f64).collect();
@@ -1958,21 +1938,15 @@ mod tests {
         exact_grad.iter().any(|&g| g != 0.0)
     }
 
-    fn check_variant(
-        variant: Variant,
-        shape: ToyShape,
-        density: f64,
-        batch_size: usize,
-        seed: u64,
-    ) {
+    fn check_set(set: KernelSet, shape: ToyShape, density: f64, batch_size: usize, seed: u64) {
         let (params, importance, batch, dense) =
             instance_and_dense(&shape, density, batch_size, seed);
         // The same examples as rows and, when drawn dense, as a dense batch: both against the twin.
         let mut fast = Vec::new();
         let mut workspace = ToyKernelWorkspace::default();
         let mut fast_grad = vec![f32::NAN; params.len()];
-        let fast_loss = loss_and_gradient_variant(
-            variant,
+        let fast_loss = loss_and_gradient_with(
+            set,
             &shape,
             &params,
             &batch,
@@ -1983,8 +1957,8 @@ mod tests {
         fast.push(("rows", fast_loss, fast_grad));
         if let Some(dense) = &dense {
             let mut fast_grad = vec![f32::NAN; params.len()];
-            let fast_loss = loss_and_gradient_dense_variant(
-                variant,
+            let fast_loss = loss_and_gradient_dense_with(
+                set,
                 &shape,
                 &params,
                 dense,
@@ -2011,12 +1985,12 @@ mod tests {
         for (input, fast_loss, fast_grad) in fast {
             assert!(
                 (fast_loss - exact_loss).abs() <= tol(magnitude.0),
-                "{variant:?} {input} {shape:?} p={density}: loss {fast_loss} vs {exact_loss}"
+                "{set} {input} {shape:?} p={density}: loss {fast_loss} vs {exact_loss}"
             );
             for (k, (&f, &e)) in fast_grad.iter().zip(&exact_grad).enumerate() {
                 assert!(
                     (f as f64 - e).abs() <= tol(magnitude.1[k]),
-                    "{variant:?} {input} {shape:?} p={density} B={batch_size}: dθ[{k}] {f} vs {e} \
+                    "{set} {input} {shape:?} p={density} B={batch_size}: dθ[{k}] {f} vs {e} \
                      (bound {})",
                     tol(magnitude.1[k])
                 );
@@ -2070,8 +2044,25 @@ mod tests {
         (loss, grad)
     }
 
+    /// Every kernel set this CPU runs, saying on stderr which it cannot (like matrixmultiply's
+    /// tests, a CPU without AVX-512 passes having run fewer sets, and says so).
+    fn sets_to_test() -> Vec<KernelSet> {
+        for set in KernelSet::ALL.into_iter().filter(|s| !s.is_supported()) {
+            eprintln!(
+                "skipped kernel set {set}: this CPU lacks {:?}",
+                set.required_features()
+            );
+        }
+        KernelSet::supported()
+    }
+
     #[test]
     fn fast_kernel_equals_naive_twin_for_every_kind_shape_and_density() {
+        let sets = sets_to_test();
+        eprintln!(
+            "kernel sets tested: {:?}",
+            sets.iter().map(|s| s.name()).collect::<Vec<_>>()
+        );
         let mut rng = StreamRng::seed_from_u64(99);
         // Fixed cases that reach every path: small m (each M) with dense and sparse encoders, large
         // m with sparse and dense tiles, chunked steps (B·n·m ≥ PARALLEL_WORK), all-zero examples,
@@ -2109,7 +2100,7 @@ mod tests {
                 };
                 for seed in [2000 + 2 * c as u64, 2001 + 2 * c as u64] {
                     checks += 1;
-                    informative += check(shape, density, batch, seed) as usize;
+                    informative += check(&sets, shape, density, batch, seed) as usize;
                 }
             }
         }
@@ -2127,11 +2118,12 @@ mod tests {
         );
     }
 
-    /// Uniform draws in [−1, 1) from `seed` for the tests that compare the SIMD copies of a
-    /// kernel; `None` when the CPU lacks AVX2, FMA or AVX-512VL (nothing to compare there).
+    /// Uniform draws in [−1, 1) from `seed` for the tests that compare the AVX2 and AVX-512VL
+    /// copies of a kernel; `None` (said on stderr) when the CPU cannot run the Avx512Vl set.
     #[cfg(target_arch = "x86_64")]
     fn simd_test_draws(seed: u64) -> Option<impl FnMut(usize) -> Vec<f32>> {
-        if !(super::super::has_avx2_fma() && super::super::has_avx512vl()) {
+        if !KernelSet::Avx512Vl.is_supported() {
+            eprintln!("skipped: this CPU cannot run kernel set avx512vl");
             return None;
         }
         let mut rng = StreamRng::seed_from_u64(seed);
@@ -2278,6 +2270,99 @@ mod tests {
             assert_eq!(bits(&dha), bits(&dhb), "dh, n={n} m={m}");
             assert_ne!(bits(&dha), bits(&dh0), "dh moved, n={n} m={m}");
         }
+    }
+
+    /// The loss and gradient bits of `set` on one drawn instance (rows, and dense when drawn dense).
+    fn kernel_bits(
+        set: KernelSet,
+        shape: &ToyShape,
+        density: f64,
+        batch_size: usize,
+        seed: u64,
+    ) -> Vec<(u64, Vec<u32>)> {
+        let (params, importance, batch, dense) =
+            instance_and_dense(shape, density, batch_size, seed);
+        let mut workspace = ToyKernelWorkspace::default();
+        let mut out = Vec::new();
+        let mut g = vec![f32::NAN; params.len()];
+        let loss = loss_and_gradient_with(
+            set,
+            shape,
+            &params,
+            &batch,
+            &importance,
+            &mut g,
+            &mut workspace,
+        );
+        out.push((loss.to_bits(), bits(&g)));
+        if let Some(dense) = dense {
+            let loss = loss_and_gradient_dense_with(
+                set,
+                shape,
+                &params,
+                &dense,
+                &importance,
+                &mut g,
+                &mut workspace,
+            );
+            out.push((loss.to_bits(), bits(&g)));
+        }
+        out
+    }
+
+    /// What `cpu`'s module doc claims of the kernels: avx2-fma and avx512vl give the same gradient
+    /// bits on every path and the same loss bits for m ≤ 8, but not the same loss for m > 8 (the
+    /// fused decoder pass groups its f32 loss sums by 3 or 6 examples); portable differs from
+    /// both (FMA). The inequalities are witnesses that the distinction is real.
+    #[test]
+    fn kernel_sets_agree_and_differ_as_the_cpu_module_says() {
+        if !KernelSet::Avx512Vl.is_supported() {
+            eprintln!("skipped: comparing the sets needs avx512vl, which this CPU cannot run");
+            return;
+        }
+        let (mut large_loss_differs, mut portable_differs) = (false, false);
+        let cases = [
+            (20, 5, 0.1, 1000),
+            (5, 2, 0.05, 1024),
+            (9, 8, 1.0, 64),
+            (12, 7, 0.3, 129),
+            (60, 20, 0.02, 300),
+            (60, 20, 1.0, 100),
+            (300, 30, 0.01, 600),
+            (64, 40, 0.9, 1024),
+        ];
+        for (c, &(n, m, density, batch_size)) in cases.iter().enumerate() {
+            for kind in ToyKind::ALL {
+                let shape = ToyShape {
+                    kind,
+                    n_features: n,
+                    n_hidden: m,
+                };
+                let seed = 500 + c as u64;
+                let avx2 = kernel_bits(KernelSet::Avx2Fma, &shape, density, batch_size, seed);
+                let avx512 = kernel_bits(KernelSet::Avx512Vl, &shape, density, batch_size, seed);
+                let portable = kernel_bits(KernelSet::Portable, &shape, density, batch_size, seed);
+                for (a, b) in avx2.iter().zip(&avx512) {
+                    assert_eq!(
+                        a.1, b.1,
+                        "{shape:?} p={density}: gradients avx2-fma vs avx512vl"
+                    );
+                    if m <= 8 {
+                        assert_eq!(
+                            a.0, b.0,
+                            "{shape:?} p={density}: losses avx2-fma vs avx512vl"
+                        );
+                    }
+                    large_loss_differs |= a.0 != b.0;
+                }
+                portable_differs |= portable != avx2;
+            }
+        }
+        assert!(
+            large_loss_differs,
+            "a large-m loss told avx2-fma from avx512vl"
+        );
+        assert!(portable_differs, "some case told portable from avx2-fma");
     }
 
     #[test]
