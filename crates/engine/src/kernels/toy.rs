@@ -31,7 +31,7 @@
 
 use super::{gemm, MatMut, MatRef};
 use crate::cpu::{self, KernelSet};
-use crate::data::sparse::{DenseBatch, SparseBatch};
+use crate::data::batch::{DenseBatch, SparseBatch};
 use crate::models::toy::{ToyKind, ToyShape};
 use rayon::prelude::*;
 use std::ops::Range;

@@ -29,7 +29,8 @@
 //! dL/dW_i = dz_i h + x_i dpre  (i.e. dL/dW = h dzᵀ + dpre xᵀ in the paper's m×n layout).
 
 use super::{NamedTensor, Real};
-use crate::data::sparse::{DenseBatch, FeatureDistribution, SparseBatch};
+use crate::data::batch::{DenseBatch, SparseBatch};
+use crate::data::sparse::FeatureDistribution;
 use crate::kernels::{self, toy::ToyKernelWorkspace};
 use crate::rng::{InstanceKey, StreamPurpose, StreamRng};
 use crate::train::Task;
