@@ -5,6 +5,8 @@
 //! 2 bad input (arguments, configs, an existing output directory) — and with code 2 nothing is
 //! written to disk.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 
 use std::process::ExitCode;

@@ -31,6 +31,8 @@
 //! - Every model's backward pass is hand-derived and checked against central finite differences in f64.
 //! - Data generators cost O(non-zeros), never O(B n) at low density.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod attention_metrics;
 pub mod cpu;
 pub mod data;

@@ -10,6 +10,8 @@
 //! - [`run`]: trains a plan, keeps the best replica of each instance.
 //! - [`output`]: the run directory, atomic writes, reading outputs back with corruption checks.
 
+#![forbid(unsafe_code)]
+
 // Config errors carry the origin, key, expected and found values and a hint; they happen once per
 // process, so their size on the error path does not matter.
 #![allow(clippy::result_large_err)]

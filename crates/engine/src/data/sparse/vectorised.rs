@@ -236,28 +236,32 @@ mod avx512 {
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn trial_masks(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
-        let words = lanes.words();
-        let mut s = [_mm512_setzero_si512(); 4];
-        for (s, word) in s.iter_mut().zip(words.iter()) {
-            // SAFETY: each state word holds 8 u64 = 512 bits.
-            *s = _mm512_loadu_si512(word.as_ptr() as *const _);
-        }
-        let limit = _mm512_set1_epi32(threshold as i32);
-        for mask in masks {
-            let result =
-                _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s[0], s[3])), s[0]);
-            let t = _mm512_slli_epi64::<17>(s[1]);
-            s[2] = _mm512_xor_si512(s[2], s[0]);
-            s[3] = _mm512_xor_si512(s[3], s[1]);
-            s[1] = _mm512_xor_si512(s[1], s[2]);
-            s[0] = _mm512_xor_si512(s[0], s[3]);
-            s[2] = _mm512_xor_si512(s[2], t);
-            s[3] = _mm512_rol_epi64::<45>(s[3]);
-            *mask = _mm512_cmplt_epu32_mask(result, limit);
-        }
-        for (s, word) in s.iter().zip(words.iter_mut()) {
-            // SAFETY: as above.
-            _mm512_storeu_si512(word.as_mut_ptr() as *mut _, *s);
+        // SAFETY: AVX-512F is this function's contract; the loads and stores of the state
+        // are in bounds (notes below).
+        unsafe {
+            let words = lanes.words();
+            let mut s = [_mm512_setzero_si512(); 4];
+            for (s, word) in s.iter_mut().zip(words.iter()) {
+                // SAFETY: each state word holds 8 u64 = 512 bits.
+                *s = _mm512_loadu_si512(word.as_ptr() as *const _);
+            }
+            let limit = _mm512_set1_epi32(threshold as i32);
+            for mask in masks {
+                let result =
+                    _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s[0], s[3])), s[0]);
+                let t = _mm512_slli_epi64::<17>(s[1]);
+                s[2] = _mm512_xor_si512(s[2], s[0]);
+                s[3] = _mm512_xor_si512(s[3], s[1]);
+                s[1] = _mm512_xor_si512(s[1], s[2]);
+                s[0] = _mm512_xor_si512(s[0], s[3]);
+                s[2] = _mm512_xor_si512(s[2], t);
+                s[3] = _mm512_rol_epi64::<45>(s[3]);
+                *mask = _mm512_cmplt_epu32_mask(result, limit);
+            }
+            for (s, word) in s.iter().zip(words.iter_mut()) {
+                // SAFETY: as above.
+                _mm512_storeu_si512(word.as_mut_ptr() as *mut _, *s);
+            }
         }
     }
 
@@ -277,23 +281,27 @@ mod avx512 {
         stride: usize,
         x: &mut [f32],
     ) {
-        assert!(values.len() >= super::successes(KernelSet::Avx512Vl, masks) + BLOCK);
-        let mut k = 0;
-        for (masks, x) in super::expand_rows(masks, width, stride, x) {
-            for (&mask, block) in masks.iter().zip(x.chunks_exact_mut(BLOCK)) {
-                // SAFETY: k ≤ successes, so values[k..k + 16] is in bounds (asserted above);
-                // the block holds 16 floats. The assembly only reads and writes registers.
-                let v = _mm512_loadu_ps(values.as_ptr().add(k));
-                let spread: __m512;
-                std::arch::asm!(
-                    "vexpandps {spread}{{{mask}}}{{z}}, {v}",
-                    spread = lateout(zmm_reg) spread,
-                    v = in(zmm_reg) v,
-                    mask = in(kreg) mask,
-                    options(pure, nomem, nostack),
-                );
-                _mm512_storeu_ps(block.as_mut_ptr(), spread);
-                k += mask.count_ones() as usize;
+        // SAFETY: AVX-512F and POPCNT are this function's contract; the loads and stores
+        // are in bounds by the assert above (note in the loop).
+        unsafe {
+            assert!(values.len() >= super::successes(KernelSet::Avx512Vl, masks) + BLOCK);
+            let mut k = 0;
+            for (masks, x) in super::expand_rows(masks, width, stride, x) {
+                for (&mask, block) in masks.iter().zip(x.chunks_exact_mut(BLOCK)) {
+                    // SAFETY: k ≤ successes, so values[k..k + 16] is in bounds (asserted above);
+                    // the block holds 16 floats. The assembly only reads and writes registers.
+                    let v = _mm512_loadu_ps(values.as_ptr().add(k));
+                    let spread: __m512;
+                    std::arch::asm!(
+                        "vexpandps {spread}{{{mask}}}{{z}}, {v}",
+                        spread = lateout(zmm_reg) spread,
+                        v = in(zmm_reg) v,
+                        mask = in(kreg) mask,
+                        options(pure, nomem, nostack),
+                    );
+                    _mm512_storeu_ps(block.as_mut_ptr(), spread);
+                    k += mask.count_ones() as usize;
+                }
             }
         }
     }
@@ -312,43 +320,47 @@ mod avx512 {
         out_rows: &mut [u32],
         out_features: &mut [u32],
     ) -> usize {
-        let width = columns.len() - BLOCK - 1;
-        assert!(rows.len() == columns.len() && width > 0 && columns[0] as usize == start);
-        assert!(masks.len() * BLOCK < 1 << 50);
-        let successes = super::successes(KernelSet::Avx512Vl, masks);
-        assert!(out_rows.len() >= successes + BLOCK && out_features.len() >= successes + BLOCK);
-        let inverse_width = 1.0 / width as f64;
-        let mut k = 0usize;
-        for (block, &mask) in masks.iter().enumerate() {
-            // (row, column) of the block's first trial s = 16·block, computed afresh for every
-            // block so that blocks do not wait on each other: ⌊(s + ½)/w⌋ in f64 is exact, as
-            // (s + ½)/w is ≥ ½/w from an integer and its relative error is ≤ 2⁻⁵² (s < 2⁵⁰).
-            let first = block * BLOCK;
-            let row = ((first as f64 + 0.5) * inverse_width) as usize;
-            let column = first - row * width;
-            // SAFETY: column < width, so column + 16 ≤ width + 16 < len of the tables; k ≤
-            // successes, so k + 16 ≤ len of the outputs (asserted above).
-            let r = _mm512_loadu_si512(rows.as_ptr().add(column) as *const _);
-            let f = _mm512_loadu_si512(columns.as_ptr().add(column) as *const _);
-            let r = _mm512_add_epi32(r, _mm512_set1_epi32(row as u32 as i32));
-            _mm512_storeu_si512(
-                out_rows.as_mut_ptr().add(k) as *mut _,
-                _mm512_maskz_compress_epi32(mask, r),
-            );
-            _mm512_storeu_si512(
-                out_features.as_mut_ptr().add(k) as *mut _,
-                _mm512_maskz_compress_epi32(mask, f),
-            );
-            k += mask.count_ones() as usize;
+        // SAFETY: AVX-512F is this function's contract; the loads and stores are in bounds
+        // by the asserts above (note in the loop).
+        unsafe {
+            let width = columns.len() - BLOCK - 1;
+            assert!(rows.len() == columns.len() && width > 0 && columns[0] as usize == start);
+            assert!(masks.len() * BLOCK < 1 << 50);
+            let successes = super::successes(KernelSet::Avx512Vl, masks);
+            assert!(out_rows.len() >= successes + BLOCK && out_features.len() >= successes + BLOCK);
+            let inverse_width = 1.0 / width as f64;
+            let mut k = 0usize;
+            for (block, &mask) in masks.iter().enumerate() {
+                // (row, column) of the block's first trial s = 16·block, computed afresh for every
+                // block so that blocks do not wait on each other: ⌊(s + ½)/w⌋ in f64 is exact, as
+                // (s + ½)/w is ≥ ½/w from an integer and its relative error is ≤ 2⁻⁵² (s < 2⁵⁰).
+                let first = block * BLOCK;
+                let row = ((first as f64 + 0.5) * inverse_width) as usize;
+                let column = first - row * width;
+                // SAFETY: column < width, so column + 16 ≤ width + 16 < len of the tables; k ≤
+                // successes, so k + 16 ≤ len of the outputs (asserted above).
+                let r = _mm512_loadu_si512(rows.as_ptr().add(column) as *const _);
+                let f = _mm512_loadu_si512(columns.as_ptr().add(column) as *const _);
+                let r = _mm512_add_epi32(r, _mm512_set1_epi32(row as u32 as i32));
+                _mm512_storeu_si512(
+                    out_rows.as_mut_ptr().add(k) as *mut _,
+                    _mm512_maskz_compress_epi32(mask, r),
+                );
+                _mm512_storeu_si512(
+                    out_features.as_mut_ptr().add(k) as *mut _,
+                    _mm512_maskz_compress_epi32(mask, f),
+                );
+                k += mask.count_ones() as usize;
+            }
+            k
         }
-        k
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 // Index loops over the two halves address the four state words at once.
 #[allow(clippy::needless_range_loop)]
-pub(super) mod avx2 {
+mod avx2 {
     use super::BLOCK;
     use crate::rng::{LaneRng, RNG_LANES};
     use std::arch::x86_64::*;
@@ -356,49 +368,69 @@ pub(super) mod avx2 {
     /// The state in registers: word w of lanes 0–3 in `[w][0]`, of lanes 4–7 in `[w][1]`.
     type State = [[__m256i; 2]; 4];
 
+    /// The eight lanes' state, in registers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 (inlined into functions that enable it).
     #[inline(always)]
     unsafe fn load(lanes: &mut LaneRng) -> State {
-        let words = lanes.words();
-        let mut s = [[_mm256_setzero_si256(); 2]; 4];
-        for w in 0..4 {
-            for h in 0..2 {
-                // SAFETY: words[w] holds 8 u64; lanes 4h..4h+4 are in bounds.
-                s[w][h] = _mm256_loadu_si256(words[w].as_ptr().add(4 * h) as *const __m256i);
+        // SAFETY: AVX2 is this function's contract; the loads are in bounds (note below).
+        unsafe {
+            let words = lanes.words();
+            let mut s = [[_mm256_setzero_si256(); 2]; 4];
+            for w in 0..4 {
+                for h in 0..2 {
+                    // SAFETY: words[w] holds 8 u64; lanes 4h..4h+4 are in bounds.
+                    s[w][h] = _mm256_loadu_si256(words[w].as_ptr().add(4 * h) as *const __m256i);
+                }
             }
+            s
         }
-        s
     }
 
+    /// Writes the state back into `lanes`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 (inlined into functions that enable it).
     #[inline(always)]
     unsafe fn store(lanes: &mut LaneRng, s: &State) {
-        let words = lanes.words();
-        for w in 0..4 {
-            for h in 0..2 {
-                // SAFETY: as in `load`.
-                _mm256_storeu_si256(words[w].as_mut_ptr().add(4 * h) as *mut __m256i, s[w][h]);
+        // SAFETY: AVX2 is this function's contract; the stores are in bounds (note below).
+        unsafe {
+            let words = lanes.words();
+            for w in 0..4 {
+                for h in 0..2 {
+                    // SAFETY: as in `load`.
+                    _mm256_storeu_si256(words[w].as_mut_ptr().add(4 * h) as *mut __m256i, s[w][h]);
+                }
             }
         }
     }
 
     /// One xoshiro256++ step of four lanes (`h` selects which four): [`LaneRng::next_words`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 (inlined into functions that enable it).
     #[inline(always)]
     unsafe fn step(s: &mut State, h: usize) -> __m256i {
-        let rotl = |x: __m256i, k: i32| {
-            _mm256_or_si256(
-                _mm256_sll_epi64(x, _mm_cvtsi32_si128(k)),
-                _mm256_srl_epi64(x, _mm_cvtsi32_si128(64 - k)),
-            )
-        };
-        let sum = _mm256_add_epi64(s[0][h], s[3][h]);
-        let result = _mm256_add_epi64(rotl(sum, 23), s[0][h]);
-        let t = _mm256_slli_epi64::<17>(s[1][h]);
-        s[2][h] = _mm256_xor_si256(s[2][h], s[0][h]);
-        s[3][h] = _mm256_xor_si256(s[3][h], s[1][h]);
-        s[1][h] = _mm256_xor_si256(s[1][h], s[2][h]);
-        s[0][h] = _mm256_xor_si256(s[0][h], s[3][h]);
-        s[2][h] = _mm256_xor_si256(s[2][h], t);
-        s[3][h] = rotl(s[3][h], 45);
-        result
+        // SAFETY: AVX2 is this function's contract; registers only.
+        unsafe {
+            let rotl = |x: __m256i, k: i32| {
+                _mm256_or_si256(
+                    _mm256_sll_epi64(x, _mm_cvtsi32_si128(k)),
+                    _mm256_srl_epi64(x, _mm_cvtsi32_si128(64 - k)),
+                )
+            };
+            let sum = _mm256_add_epi64(s[0][h], s[3][h]);
+            let result = _mm256_add_epi64(rotl(sum, 23), s[0][h]);
+            let t = _mm256_slli_epi64::<17>(s[1][h]);
+            s[2][h] = _mm256_xor_si256(s[2][h], s[0][h]);
+            s[3][h] = _mm256_xor_si256(s[3][h], s[1][h]);
+            s[1][h] = _mm256_xor_si256(s[1][h], s[2][h]);
+            s[0][h] = _mm256_xor_si256(s[0][h], s[3][h]);
+            s[2][h] = _mm256_xor_si256(s[2][h], t);
+            s[3][h] = rotl(s[3][h], 45);
+            result
+        }
     }
 
     /// [`super::trial_masks`]: unsigned d < threshold as a signed comparison of d ⊕ 2³¹.
@@ -406,25 +438,29 @@ pub(super) mod avx2 {
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(in super::super) unsafe fn trial_masks(
+    pub(super) unsafe fn trial_masks(
         lanes: &mut LaneRng,
         threshold: u32,
         masks: &mut [u16],
     ) {
-        debug_assert_eq!(BLOCK, 2 * RNG_LANES);
-        let mut s = load(lanes);
-        let bias = _mm256_set1_epi32(i32::MIN);
-        let limit = _mm256_set1_epi32((threshold ^ 0x8000_0000) as i32);
-        for mask in masks {
-            let mut bits = 0u32;
-            for h in 0..2 {
-                let draws = _mm256_xor_si256(step(&mut s, h), bias);
-                let below = _mm256_cmpgt_epi32(limit, draws);
-                bits |= (_mm256_movemask_ps(_mm256_castsi256_ps(below)) as u32) << (8 * h);
+        // SAFETY: AVX2 is this function's contract, all that `load`, `step` and `store`
+        // need.
+        unsafe {
+            debug_assert_eq!(BLOCK, 2 * RNG_LANES);
+            let mut s = load(lanes);
+            let bias = _mm256_set1_epi32(i32::MIN);
+            let limit = _mm256_set1_epi32((threshold ^ 0x8000_0000) as i32);
+            for mask in masks {
+                let mut bits = 0u32;
+                for h in 0..2 {
+                    let draws = _mm256_xor_si256(step(&mut s, h), bias);
+                    let below = _mm256_cmpgt_epi32(limit, draws);
+                    bits |= (_mm256_movemask_ps(_mm256_castsi256_ps(below)) as u32) << (8 * h);
+                }
+                *mask = bits as u16;
             }
-            *mask = bits as u16;
+            store(lanes, &s);
         }
-        store(lanes, &s);
     }
 
     /// [`super::uniform_values`]: (d >> 8) converted exactly, times 2⁻²⁴ (exact), then 2u − 1
@@ -433,28 +469,32 @@ pub(super) mod avx2 {
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(in super::super) unsafe fn uniform_values(
+    pub(super) unsafe fn uniform_values(
         lanes: &mut LaneRng,
         signed: bool,
         values: &mut [f32],
     ) {
-        assert!(values.len().is_multiple_of(BLOCK));
-        let mut s = load(lanes);
-        let scale = _mm256_set1_ps(1.0 / (1u32 << 24) as f32);
-        let one = _mm256_set1_ps(1.0);
-        for chunk in values.chunks_exact_mut(BLOCK) {
-            for h in 0..2 {
-                let draws = step(&mut s, h);
-                let u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32::<8>(draws)), scale);
-                let v = if signed {
-                    _mm256_sub_ps(_mm256_add_ps(u, u), one)
-                } else {
-                    u
-                };
-                // SAFETY: chunk holds 16 f32; 8h + 8 ≤ 16.
-                _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * h), v);
+        // SAFETY: AVX2 is this function's contract, all that `load`, `step` and `store`
+        // need; the stores of values are in bounds (note in the loop).
+        unsafe {
+            assert!(values.len().is_multiple_of(BLOCK));
+            let mut s = load(lanes);
+            let scale = _mm256_set1_ps(1.0 / (1u32 << 24) as f32);
+            let one = _mm256_set1_ps(1.0);
+            for chunk in values.chunks_exact_mut(BLOCK) {
+                for h in 0..2 {
+                    let draws = step(&mut s, h);
+                    let u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32::<8>(draws)), scale);
+                    let v = if signed {
+                        _mm256_sub_ps(_mm256_add_ps(u, u), one)
+                    } else {
+                        u
+                    };
+                    // SAFETY: chunk holds 16 f32; 8h + 8 ≤ 16.
+                    _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * h), v);
+                }
             }
+            store(lanes, &s);
         }
-        store(lanes, &s);
     }
 }

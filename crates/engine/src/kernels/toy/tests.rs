@@ -373,6 +373,7 @@ fn fused_decoder_copies_agree() {
         // SAFETY: the CPU features were checked above.
         let (la, ca) =
             unsafe { simd::decoder_forward(&h, &transposed, &constants, &y, t_len, &mut a) };
+        // SAFETY: as above.
         let (lb, cb) =
             unsafe { simd::decoder_forward_avx512(&h, &transposed, &constants, &y, t_len, &mut b) };
         assert_eq!(bits(&a), bits(&b));
