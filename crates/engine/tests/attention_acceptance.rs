@@ -4,6 +4,8 @@
 //! learned by mixed-pattern heads (A4). Moved out of `models/` so that the head's file holds its
 //! math and its gradient checks only.
 
+mod common;
+
 use tms_engine::data::pairs::{GraphSpec, PlantedConcepts, RelationFrequency, RelationalGraph};
 use tms_engine::models::attention::{
     AttentionInit, DistillationTask, HeadCombination, HeadShape, RegressionGradient,
@@ -15,11 +17,7 @@ use tms_engine::theory::deep_linear;
 use tms_engine::train::{train, HistoryRow, Task, TrainSettings};
 
 fn key(instance: u64) -> InstanceKey {
-    InstanceKey {
-        seed: 2025,
-        instance,
-        replica: 0,
-    }
+    common::key(2025, instance)
 }
 
 /// First step at which an observable reaches `level`, linearly interpolated between history rows.

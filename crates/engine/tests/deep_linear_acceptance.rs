@@ -3,6 +3,8 @@
 //! shallow control of S3, the low-rank fixed point of S4 and the second-order conservation drift
 //! of S7. Moved out of `models/` so that the model's file holds its math and unit tests only.
 
+mod common;
+
 use tms_engine::data::items::ItemPropertySet;
 use tms_engine::linalg::Matrix;
 use tms_engine::models::deep_linear::{conservation_drift, DeepLinearStart, DeepLinearTask};
@@ -12,11 +14,7 @@ use tms_engine::theory::deep_linear as theory;
 use tms_engine::train::{self, InstanceState, Task, TrainSettings};
 
 fn key(instance: u64) -> InstanceKey {
-    InstanceKey {
-        seed: 7,
-        instance,
-        replica: 0,
-    }
+    common::key(7, instance)
 }
 
 fn four_items() -> Matrix {

@@ -2,25 +2,19 @@
 //! CPU supports, compared as `cpu`'s module doc says they compare. One test only: forcing a set
 //! changes it for every thread of the process, so nothing may train beside it.
 
+mod common;
+
 use tms_engine::cpu::{self, KernelSet};
-use tms_engine::data::sparse::{FeatureDistribution, ValueRange};
-use tms_engine::models::toy::{ToyKind, ToyShape, ToyTask};
+use tms_engine::models::toy::{ToyKind, ToyTask};
 use tms_engine::optim::{Optimizer, Schedule};
 use tms_engine::rng::InstanceKey;
 use tms_engine::train::{self, InstanceState, TrainSettings};
 
+/// Importances 0.9ᶦ, batches of 256.
 fn task(kind: ToyKind, n: usize, m: usize, density: f64) -> ToyTask {
     ToyTask {
-        shape: ToyShape {
-            kind,
-            n_features: n,
-            n_hidden: m,
-        },
-        distribution: FeatureDistribution::uniform(n, density, ValueRange::Unit).unwrap(),
-        importance: (0..n).map(|i| 0.9f32.powi(i as i32)).collect(),
         batch_size: 256,
-        evaluation_batch_size: 256,
-        record_dimensionality: false,
+        ..common::toy_task(kind, n, m, density, 0.9)
     }
 }
 
@@ -32,11 +26,7 @@ fn train_under(set: KernelSet, tasks: &[ToyTask]) -> Vec<Bits> {
     cpu::force(set).unwrap();
     assert_eq!(cpu::active(), set);
     let keys: Vec<InstanceKey> = (0..tasks.len() as u64)
-        .map(|instance| InstanceKey {
-            seed: 11,
-            instance,
-            replica: 0,
-        })
+        .map(|instance| common::key(11, instance))
         .collect();
     let settings = TrainSettings {
         steps: 30,

@@ -438,11 +438,7 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn trial_masks(
-        lanes: &mut LaneRng,
-        threshold: u32,
-        masks: &mut [u16],
-    ) {
+    pub(super) unsafe fn trial_masks(lanes: &mut LaneRng, threshold: u32, masks: &mut [u16]) {
         // SAFETY: AVX2 is this function's contract, all that `load`, `step` and `store`
         // need.
         unsafe {
@@ -469,11 +465,7 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn uniform_values(
-        lanes: &mut LaneRng,
-        signed: bool,
-        values: &mut [f32],
-    ) {
+    pub(super) unsafe fn uniform_values(lanes: &mut LaneRng, signed: bool, values: &mut [f32]) {
         // SAFETY: AVX2 is this function's contract, all that `load`, `step` and `store`
         // need; the stores of values are in bounds (note in the loop).
         unsafe {

@@ -86,27 +86,34 @@ fn check(sets: &[KernelSet], shape: ToyShape, density: f64, batch_size: usize, s
     exact_grad.iter().any(|&g| g != 0.0)
 }
 
-fn check_set(set: KernelSet, shape: ToyShape, density: f64, batch_size: usize, seed: u64) {
-    let (params, importance, batch, dense) = instance_and_dense(&shape, density, batch_size, seed);
-    // The same examples as rows and, when drawn dense, as a dense batch: both against the twin.
-    let mut fast = Vec::new();
+/// The kernel of `set` on the instance drawn from (shape, density, B, seed): (input, loss,
+/// gradient) for the batch as rows and, when it is drawn dense, as a dense batch (the same
+/// examples).
+fn run_set(
+    set: KernelSet,
+    shape: &ToyShape,
+    density: f64,
+    batch_size: usize,
+    seed: u64,
+) -> Vec<(&'static str, f64, Vec<f32>)> {
+    let (params, importance, batch, dense) = instance_and_dense(shape, density, batch_size, seed);
     let mut workspace = ToyKernelWorkspace::default();
     let mut fast_grad = vec![f32::NAN; params.len()];
     let fast_loss = loss_and_gradient_with(
         set,
-        &shape,
+        shape,
         &params,
         &batch,
         &importance,
         &mut fast_grad,
         &mut workspace,
     );
-    fast.push(("rows", fast_loss, fast_grad));
+    let mut fast = vec![("rows", fast_loss, fast_grad)];
     if let Some(dense) = &dense {
         let mut fast_grad = vec![f32::NAN; params.len()];
         let fast_loss = loss_and_gradient_dense_with(
             set,
-            &shape,
+            shape,
             &params,
             dense,
             &importance,
@@ -115,6 +122,13 @@ fn check_set(set: KernelSet, shape: ToyShape, density: f64, batch_size: usize, s
         );
         fast.push(("dense", fast_loss, fast_grad));
     }
+    fast
+}
+
+fn check_set(set: KernelSet, shape: ToyShape, density: f64, batch_size: usize, seed: u64) {
+    let (params, importance, batch) = instance(&shape, density, batch_size, seed);
+    // The same examples as rows and, when drawn dense, as a dense batch: both against the twin.
+    let fast = run_set(set, &shape, density, batch_size, seed);
     let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
     let i64s: Vec<f64> = importance.iter().map(|&v| v as f64).collect();
     let mut exact_grad = vec![0.0f64; params.len()];
@@ -202,6 +216,23 @@ fn sets_to_test() -> Vec<KernelSet> {
     KernelSet::supported()
 }
 
+/// (n, m, p, B) that reach every path: small m (each M) with dense and sparse encoders, large m
+/// with sparse and dense tiles, chunked steps (B·n·m ≥ PARALLEL_WORK), all-zero examples, partial
+/// lanes; batches drawn dense (p ≥ 1/16) on the small path, chunked or not, and on the large path.
+const FIXED_CASES: [(usize, usize, f64, usize); 11] = [
+    (400, 8, 0.1, 1000),
+    (5, 2, 0.05, 1024),
+    (64, 6, 0.01, 500),
+    (20, 5, 0.1, 1000),
+    (3, 1, 0.7, 37),
+    (9, 8, 1.0, 64),
+    (12, 7, 0.3, 129),
+    (60, 20, 0.02, 300),
+    (60, 20, 1.0, 100),
+    (300, 30, 0.01, 600),
+    (64, 40, 0.9, 1024),
+];
+
 #[test]
 fn fast_kernel_equals_naive_twin_for_every_kind_shape_and_density() {
     let sets = sets_to_test();
@@ -210,24 +241,7 @@ fn fast_kernel_equals_naive_twin_for_every_kind_shape_and_density() {
         sets.iter().map(|s| s.name()).collect::<Vec<_>>()
     );
     let mut rng = StreamRng::seed_from_u64(99);
-    // Fixed cases that reach every path: small m (each M) with dense and sparse encoders, large
-    // m with sparse and dense tiles, chunked steps (B·n·m ≥ PARALLEL_WORK), all-zero examples,
-    // partial lanes; batches drawn dense (p ≥ 1/16) on the small path, chunked or not, and on
-    // the large path.
-    let fixed = [
-        (400, 8, 0.1, 1000),
-        (5, 2, 0.05, 1024),
-        (64, 6, 0.01, 500),
-        (20, 5, 0.1, 1000),
-        (3, 1, 0.7, 37),
-        (9, 8, 1.0, 64),
-        (12, 7, 0.3, 129),
-        (60, 20, 0.02, 300),
-        (60, 20, 1.0, 100),
-        (300, 30, 0.01, 600),
-        (64, 40, 0.9, 1024),
-    ];
-    let mut cases: Vec<(usize, usize, f64, usize)> = fixed.to_vec();
+    let mut cases: Vec<(usize, usize, f64, usize)> = FIXED_CASES.to_vec();
     // And random ones.
     for _ in 0..12 {
         let n = 2 + rng.below(80) as usize;
@@ -426,33 +440,10 @@ fn kernel_bits(
     batch_size: usize,
     seed: u64,
 ) -> Vec<(u64, Vec<u32>)> {
-    let (params, importance, batch, dense) = instance_and_dense(shape, density, batch_size, seed);
-    let mut workspace = ToyKernelWorkspace::default();
-    let mut out = Vec::new();
-    let mut g = vec![f32::NAN; params.len()];
-    let loss = loss_and_gradient_with(
-        set,
-        shape,
-        &params,
-        &batch,
-        &importance,
-        &mut g,
-        &mut workspace,
-    );
-    out.push((loss.to_bits(), bits(&g)));
-    if let Some(dense) = dense {
-        let loss = loss_and_gradient_dense_with(
-            set,
-            shape,
-            &params,
-            &dense,
-            &importance,
-            &mut g,
-            &mut workspace,
-        );
-        out.push((loss.to_bits(), bits(&g)));
-    }
-    out
+    run_set(set, shape, density, batch_size, seed)
+        .into_iter()
+        .map(|(_, loss, gradient)| (loss.to_bits(), bits(&gradient)))
+        .collect()
 }
 
 /// What `cpu`'s module doc claims of the kernels: avx2-fma and avx512vl give the same gradient
@@ -466,17 +457,7 @@ fn kernel_sets_agree_and_differ_as_the_cpu_module_says() {
         return;
     }
     let (mut large_loss_differs, mut portable_differs) = (false, false);
-    let cases = [
-        (20, 5, 0.1, 1000),
-        (5, 2, 0.05, 1024),
-        (9, 8, 1.0, 64),
-        (12, 7, 0.3, 129),
-        (60, 20, 0.02, 300),
-        (60, 20, 1.0, 100),
-        (300, 30, 0.01, 600),
-        (64, 40, 0.9, 1024),
-    ];
-    for (c, &(n, m, density, batch_size)) in cases.iter().enumerate() {
+    for (c, &(n, m, density, batch_size)) in FIXED_CASES.iter().enumerate() {
         for kind in ToyKind::ALL {
             let shape = ToyShape {
                 kind,
