@@ -152,6 +152,9 @@ impl ToyShape {
     /// Shapes: parameters \[P\], importance \[n\], gradient \[P\]; see the module doc for the layout.
     /// Cost: O(B (nnz_per_example·m + n·m)), with the n·m backward terms skipped where dz_i = 0
     /// (ReLU outputs that are off and whose target is zero: most features at low density).
+    // Inlined where it is called (as it was when the task lived in this file): the evaluation
+    // loss passes no gradient, and the inlined copy drops the gradient's branches.
+    #[inline]
     pub fn loss_and_gradient_reference<T: Real>(
         &self,
         parameters: &[T],
