@@ -1,9 +1,10 @@
 //! `tms`: the command-line face of tms. Parses arguments, calls the library crates, reports.
 //!
 //! Only this crate knows about clap, progress bars and exit codes. Errors are typed in the libraries
-//! and printed once here, with their chain. Exit codes: 0 success, 1 failure while running,
-//! 2 bad input (arguments, configs, an existing output directory) — and with code 2 nothing is
-//! written to disk.
+//! and printed once here, with their chain; the error says its exit code. Exit codes: 0 success,
+//! 1 failure while running (or a failed claim in `reproduce`), 2 bad input (arguments, configs,
+//! sweep files, an existing output directory) — and with code 2 nothing is written to disk —,
+//! 130 a sweep stopped by a signal after checkpointing.
 
 #![forbid(unsafe_code)]
 

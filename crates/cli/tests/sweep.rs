@@ -1,6 +1,6 @@
 //! End-to-end tests of `tms sweep` and `tms merge` through the real binary: resume after SIGKILL at
-//! many points, SIGINT clean stop, shards run as separate processes and merged, corrupt files, and
-//! bad input (exit code 2, nothing written).
+//! many points, SIGINT clean stop, shards run as separate processes and merged (for a sweep of each
+//! model family), corrupt files, and bad input (exit code 2, nothing written).
 //!
 //! No test sleeps for a fixed time: a run is killed after it has *reported* a given number of
 //! checkpoints or cells (`-v` prints one line per event), and every wait is bounded.
@@ -319,6 +319,25 @@ evaluation_batch_size = 2048
     assert_same_tree(&reference, &dir);
 }
 
+/// Runs the `n` shards of `sweep` one after another, each in its own process and directory
+/// (`{prefix}-shard{k}`); returns the directories.
+fn run_shards(sweep: &Path, n: usize, prefix: &Path) -> Vec<PathBuf> {
+    (0..n)
+        .map(|k| {
+            let dir = PathBuf::from(format!("{}-shard{k}", prefix.display()));
+            ok(&[
+                "sweep",
+                s(sweep),
+                "--out",
+                s(&dir),
+                "--shard",
+                &format!("{k}/{n}"),
+            ]);
+            dir
+        })
+        .collect()
+}
+
 #[test]
 fn shards_as_separate_processes_merge_into_the_unsharded_results() {
     let tmp = tempfile::tempdir().unwrap();
@@ -327,29 +346,7 @@ fn shards_as_separate_processes_merge_into_the_unsharded_results() {
     ok(&["sweep", s(&sweep), "--out", s(&reference)]);
     // N = 2 splits by cell; N = 5 (more shards than the 3 cells) splits by instance.
     for n in [2usize, 5] {
-        let dirs: Vec<PathBuf> = (0..n)
-            .map(|k| tmp.path().join(format!("n{n}-shard{k}")))
-            .collect();
-        let children: Vec<_> = dirs
-            .iter()
-            .enumerate()
-            .map(|(k, d)| {
-                Command::new(TMS)
-                    .args([
-                        "sweep",
-                        s(&sweep),
-                        "--out",
-                        s(d),
-                        "--shard",
-                        &format!("{k}/{n}"),
-                    ])
-                    .output()
-            })
-            .collect();
-        for c in children {
-            let c = c.unwrap();
-            assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
-        }
+        let dirs = run_shards(&sweep, n, &tmp.path().join(format!("n{n}")));
         let merged = tmp.path().join(format!("merged{n}"));
         let mut args = vec!["merge", s(&merged)];
         // Any order of the shard directories.
@@ -381,6 +378,118 @@ fn shards_as_separate_processes_merge_into_the_unsharded_results() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds a different sweep"));
     assert!(!tmp.path().join("mixed").exists());
+}
+
+/// Runs `text` as a sweep unsharded and as three shards in separate processes, merges the shards
+/// and checks that the merged directory is byte-identical to the unsharded one. The sweeps below
+/// have 2 cells, fewer than the 3 shards, so the shards cut cells into pieces of instances: each
+/// family's states go through checkpoints and are assembled, the path where a family could differ.
+fn three_shards_merge_into_the_unsharded_sweep(name: &str, text: &str, swept: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = tmp.path().join(format!("{name}.toml"));
+    std::fs::write(&sweep, text).unwrap();
+    let reference = tmp.path().join("reference");
+    ok(&["sweep", s(&sweep), "--out", s(&reference)]);
+    let dirs = run_shards(&sweep, 3, &tmp.path().join("n3"));
+    // No shard holds a whole cell: every cell is assembled by the merge.
+    for d in &dirs {
+        assert!(!d.join("results.csv").exists(), "{}", d.display());
+    }
+    let merged = tmp.path().join("merged");
+    let mut args = vec!["merge", s(&merged)];
+    args.extend(dirs.iter().map(|d| s(d)));
+    let out = ok(&args);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 assembled from parts"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_same_tree(&reference, &merged);
+    let csv = std::fs::read_to_string(reference.join("results.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .starts_with(&format!("cell,{swept},index")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn toy_sweep_shards_three_ways_and_merges_byte_identically() {
+    // 2 cells (a table and a number as values of `toy.importance`) × 3 densities × 2 replicas.
+    three_shards_merge_into_the_unsharded_sweep(
+        "toy",
+        r#"[sweep]
+checkpoint_every = 20
+[train]
+steps = 60
+replicas = 2
+log_every = 20
+[toy]
+model = "relu-output"
+n_features = 6
+n_hidden = 2
+density = [1.0, 0.3, 0.1]
+batch_size = 32
+evaluation_batch_size = 64
+[grid]
+"toy.importance" = [{ decay = 0.8 }, 1.0]
+"#,
+        "toy.importance",
+    );
+}
+
+#[test]
+fn deep_linear_sweep_shards_three_ways_and_merges_byte_identically() {
+    // 2 cells (lists as values of `deep_linear.hidden`: one and two hidden layers) × 3 scales.
+    three_shards_merge_into_the_unsharded_sweep(
+        "deep",
+        r#"[sweep]
+checkpoint_every = 20
+[train]
+steps = 60
+optimizer = "sgd"
+learning_rate = 0.05
+log_every = 20
+[deep_linear]
+dataset = "four-items"
+hidden = [4]
+start = "gaussian"
+scale = [0.01, 0.1, 0.5]
+predictions = [{ property = "Fly", item = "Salmon" }]
+[grid]
+"deep_linear.hidden" = [[4], [3, 2]]
+"#,
+        "deep_linear.hidden",
+    );
+}
+
+#[test]
+fn attention_sweep_shards_three_ways_and_merges_byte_identically() {
+    // 2 cells (lists as values of `attention.strengths`) × 2 head sizes (W_Q, W_K padded to the
+    // larger) × 2 repeats, minibatch gradients.
+    three_shards_merge_into_the_unsharded_sweep(
+        "attention",
+        r#"[sweep]
+checkpoint_every = 20
+[train]
+steps = 60
+optimizer = "sgd"
+learning_rate = 0.01
+log_every = 20
+[attention]
+task = "regression"
+d = 4
+d_head = [2, 4]
+gradient = "minibatch"
+batch_size = 8
+repeats = 2
+[grid]
+"attention.strengths" = [[2.0, 1.0], [3.0, 1.0, 0.5]]
+"#,
+        "attention.strengths",
+    );
 }
 
 /// Truncates a file to half its length.
@@ -610,6 +719,22 @@ fn bad_input_exits_2_and_writes_nothing() {
             vec!["not both"],
         ),
         (format!("{base}[grid\n"), vec!["syntax"]),
+        (
+            format!("{base}[grid]\n\"toy.density\" = [{{ from = 1.0, to = 0.05, count = 4, spacng = \"linear\" }}]\n"),
+            vec!["toy.density.spacng", "did you mean `spacing`"],
+        ),
+        (
+            format!("{base}[grid]\n\"toy.importance\" = [{{ decay = 0.9, scal = 2 }}]\n"),
+            vec!["toy.importance.scal", "decay"],
+        ),
+        (
+            format!("{}importance = {{ decay = 0.9, scal = 2 }}\n[grid]\n\"toy.importance\" = [1.0]\n", base),
+            vec!["toy.importance.scal", "decay"],
+        ),
+        (
+            format!("{base}[grid]\n\"attention.strenghts\" = [[1.0]]\n"),
+            vec!["attention.strenghts", "did you mean `strengths`"],
+        ),
         (
             format!("{base}[grid]\n\"toy.density\" = [{{ from = 1.0, to = 0.1, count = 0 }}]\n"),
             vec!["toy.density.count"],

@@ -12,7 +12,7 @@
 //! run leaves at most a `.NAME.partial-PID` directory, never a half-written `NAME`.
 
 use crate::config::{to_toml, Plan};
-use crate::run::{observable_names, InstanceOutcome};
+use crate::run::InstanceOutcome;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -45,6 +45,17 @@ pub enum OutputError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl OutputError {
+    /// The process exit code this error means: 2 for an existing output directory (bad input,
+    /// nothing written), 1 for a failure while reading or writing.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OutputError::Exists(_) => crate::EXIT_BAD_INPUT,
+            OutputError::Io { .. } | OutputError::Corrupt { .. } => crate::EXIT_FAILURE,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
@@ -231,7 +242,7 @@ pub fn status_name(status: &Status) -> &'static str {
 /// `loss.csv`: one row per recorded step of every replica.
 pub fn loss_csv(plan: &Plan, outcomes: &[InstanceOutcome]) -> String {
     let mut s = String::from("step,instance,replica,loss");
-    for name in observable_names(plan) {
+    for name in plan.family.observable_names() {
         s.push(',');
         s.push_str(&name);
     }
@@ -308,4 +319,33 @@ pub fn read_tensors(dir: &Path) -> Result<Vec<StoredTensor>, OutputError> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The summary `tms inspect` prints for a run directory: a header line, the tensors, then the
+/// family's per-instance lines ([`crate::families::Family::inspect`]).
+pub fn inspect(dir: &Path) -> Result<Vec<String>, OutputError> {
+    let metrics = read_metrics(dir)?;
+    let tensors = read_tensors(dir)?;
+    let name = metrics["family"].as_str().unwrap_or("?");
+    let family = crate::families::find(name).ok_or_else(|| OutputError::Corrupt {
+        path: dir.join("metrics.json"),
+        reason: format!(
+            "unknown family `{name}` (known: {})",
+            crate::families::names().join(", ")
+        ),
+    })?;
+    let mut lines = vec![format!(
+        "{}: experiment {}, family {name}, {} steps, best of {} replica(s)",
+        dir.display(),
+        metrics["experiment"].as_str().unwrap_or("?"),
+        metrics["steps"],
+        metrics["replicas"]
+    )];
+    let shapes: Vec<String> = tensors
+        .iter()
+        .map(|t| format!("{} {:?}", t.name, t.shape))
+        .collect();
+    lines.push(format!("tensors: {}", shapes.join(", ")));
+    lines.extend(family.inspect(&metrics));
+    Ok(lines)
 }

@@ -23,7 +23,7 @@ pub fn load_preset(name: &str, overrides: &[String]) -> Result<Plan, ConfigError
             format!("one of {}", names().join(", ")),
             format!("`{name}`"),
         );
-        if let Some(s) = crate::config::did_you_mean(name, &names()) {
+        if let Some(s) = crate::validate::did_you_mean(name, &names()) {
             e = e.hint(format!("did you mean `{s}`?"));
         }
         e.at(&Origin::Preset(name.to_string()))

@@ -1,58 +1,15 @@
 //! Training a [`Plan`]: every (instance, replica) pair is one engine instance; after training, each
 //! instance keeps the replica with the lowest evaluation loss (best-of-N), and all replicas' losses
-//! are recorded.
+//! are recorded. The family's plan says how its instances train ([`crate::families::Family`]);
+//! the shared driving code is in [`crate::training`].
 
-use crate::config::{FamilyPlan, Plan};
-use rayon::prelude::*;
-use serde_json::Value;
-use tms_engine::models::NamedTensor;
-use tms_engine::rng::InstanceKey;
-use tms_engine::train::{self, HistoryRow, InstanceState, Status, Task};
+use crate::config::Plan;
+pub use crate::training::{select_best, InstanceOutcome, ReplicaOutcome};
+use tms_engine::train::InstanceState;
 
-/// One replica of one instance after training.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReplicaOutcome {
-    /// Replica number.
-    pub replica: u64,
-    /// Loss on the instance's fixed evaluation batch (NaN if diverged).
-    pub evaluation_loss: f64,
-    /// How training ended.
-    pub status: Status,
-    /// Recorded history rows.
-    pub history: Vec<HistoryRow>,
-}
-
-/// One instance (setting) after training and selection.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InstanceOutcome {
-    /// Index of the setting in the plan.
-    pub index: usize,
-    /// The replica kept (lowest evaluation loss among those that did not diverge).
-    pub chosen_replica: u64,
-    /// Every replica.
-    pub replicas: Vec<ReplicaOutcome>,
-    /// Parameters of the kept replica, as the output tensors.
-    pub tensors: Vec<NamedTensor>,
-    /// The instance's settings (axis values) as JSON.
-    pub settings: Value,
-    /// The family's metrics of the kept replica as JSON.
-    pub metrics: Value,
-}
-
-impl InstanceOutcome {
-    /// The kept replica.
-    pub fn chosen(&self) -> &ReplicaOutcome {
-        &self.replicas[self.chosen_replica as usize]
-    }
-}
-
-/// Names of the observables recorded in the history, per family.
+/// Names of the observables recorded in the history.
 pub fn observable_names(plan: &Plan) -> Vec<String> {
-    match &plan.family {
-        FamilyPlan::Toy(p) => p.task(0).observable_names(),
-        FamilyPlan::Attention(p) => p.task_ref(0).observable_names(),
-        FamilyPlan::DeepLinear(p) => p.task(0).observable_names(),
-    }
+    plan.family.observable_names()
 }
 
 /// Trains the instances `indices` of `plan` (all of them for a plain run; a subset for a shard or a
@@ -73,20 +30,7 @@ pub fn run(
 /// Fresh engine states of the instances `indices`: for each instance in order, its replicas
 /// 0..N in order (the layout [`advance`] and [`outcomes`] expect).
 pub fn initial_states(plan: &Plan, indices: &[usize]) -> Vec<InstanceState> {
-    match &plan.family {
-        FamilyPlan::Toy(toy) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
-            fresh_states(plan, &tasks, indices)
-        }
-        FamilyPlan::Attention(attention) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
-            fresh_states(plan, &tasks, indices)
-        }
-        FamilyPlan::DeepLinear(deep) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| deep.task(k)).collect();
-            fresh_states(plan, &tasks, indices)
-        }
-    }
+    plan.family.initial_states(indices, &plan.run_settings())
 }
 
 /// Advances `states` (laid out as by [`initial_states`]) to step `until`, in parallel.
@@ -97,48 +41,14 @@ pub fn advance(
     until: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) {
-    match &plan.family {
-        FamilyPlan::Toy(toy) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
-            advance_states(plan, &tasks, states, until, progress)
-        }
-        FamilyPlan::Attention(attention) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
-            advance_states(plan, &tasks, states, until, progress)
-        }
-        FamilyPlan::DeepLinear(deep) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| deep.task(k)).collect();
-            advance_states(plan, &tasks, states, until, progress)
-        }
-    }
+    plan.family
+        .advance(indices, states, until, &plan.run_settings(), progress)
 }
 
 /// Selects the best replica of each instance and describes it, from states laid out as by
 /// [`initial_states`] (normally finished ones).
 pub fn outcomes(plan: &Plan, indices: &[usize], states: &[InstanceState]) -> Vec<InstanceOutcome> {
-    match &plan.family {
-        FamilyPlan::Toy(toy) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| toy.task(k)).collect();
-            select(plan, &tasks, indices, states, |k, _task, params| {
-                (toy.settings_json(k), toy.metrics_json(params))
-            })
-        }
-        FamilyPlan::Attention(attention) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| attention.task(k)).collect();
-            select(plan, &tasks, indices, states, |k, _task, params| {
-                (
-                    attention.settings_json(k),
-                    attention.metrics_json(k, params),
-                )
-            })
-        }
-        FamilyPlan::DeepLinear(deep) => {
-            let tasks: Vec<_> = indices.iter().map(|&k| deep.task(k)).collect();
-            select(plan, &tasks, indices, states, |k, _task, params| {
-                (deep.settings_json(k), deep.metrics_json(params))
-            })
-        }
-    }
+    plan.family.outcomes(indices, states, &plan.run_settings())
 }
 
 /// Total steps `run` will report for `indices`.
@@ -146,119 +56,9 @@ pub fn total_steps(plan: &Plan, indices: &[usize]) -> u64 {
     indices.len() as u64 * plan.replicas * plan.train.steps
 }
 
-fn fresh_states<T: Task>(plan: &Plan, tasks: &[T], indices: &[usize]) -> Vec<InstanceState> {
-    let replicas = plan.replicas as usize;
-    let mut states: Vec<InstanceState> = Vec::with_capacity(tasks.len() * replicas);
-    for (task, &k) in tasks.iter().zip(indices) {
-        for r in 0..replicas {
-            let key = InstanceKey {
-                seed: plan.seed,
-                instance: k as u64,
-                replica: r as u64,
-            };
-            states.push(InstanceState::new(task, key));
-        }
-    }
-    states
-}
-
-fn advance_states<T: Task>(
-    plan: &Plan,
-    tasks: &[T],
-    states: &mut [InstanceState],
-    until: u64,
-    progress: &(dyn Fn(u64) + Sync),
-) {
-    let replicas = plan.replicas as usize;
-    assert_eq!(
-        states.len(),
-        tasks.len() * replicas,
-        "one state per replica"
-    );
-    // Flatten (instance, replica) into one list so that rayon balances all of them.
-    let flat_tasks: Vec<&T> = tasks
-        .iter()
-        .flat_map(|t| std::iter::repeat_n(t, replicas))
-        .collect();
-    states
-        .par_iter_mut()
-        .zip(flat_tasks.par_iter())
-        .with_max_len(1)
-        .for_each(|(state, task)| train::advance(*task, state, &plan.train, until, progress));
-}
-
-fn select<T: Task>(
-    plan: &Plan,
-    tasks: &[T],
-    indices: &[usize],
-    states: &[InstanceState],
-    describe: impl Fn(usize, &T, &[f32]) -> (Value, Value) + Sync,
-) -> Vec<InstanceOutcome> {
-    let replicas = plan.replicas as usize;
-    assert_eq!(
-        states.len(),
-        tasks.len() * replicas,
-        "one state per replica"
-    );
-    let flat_tasks: Vec<&T> = tasks
-        .iter()
-        .flat_map(|t| std::iter::repeat_n(t, replicas))
-        .collect();
-    let losses: Vec<f64> = states
-        .par_iter()
-        .zip(flat_tasks.par_iter())
-        .with_max_len(1)
-        .map(|(state, task)| {
-            if state.status == Status::Finished {
-                task.evaluation_loss(&state.parameters, &state.key)
-            } else {
-                f64::NAN
-            }
-        })
-        .collect();
-    tasks
-        .iter()
-        .zip(indices)
-        .enumerate()
-        .map(|(position, (task, &k))| {
-            let range = position * replicas..(position + 1) * replicas;
-            let chosen = select_best(&losses[range.clone()]);
-            let parameters = &states[range.start + chosen].parameters;
-            let (settings, metrics) = describe(k, task, parameters);
-            InstanceOutcome {
-                index: k,
-                chosen_replica: chosen as u64,
-                tensors: task.export(parameters),
-                replicas: range
-                    .map(|j| ReplicaOutcome {
-                        replica: states[j].key.replica,
-                        evaluation_loss: losses[j],
-                        status: states[j].status.clone(),
-                        history: states[j].history.clone(),
-                    })
-                    .collect(),
-                settings,
-                metrics,
-            }
-        })
-        .collect()
-}
-
-/// Index of the lowest loss; NaN (diverged) replicas lose to any number; ties keep the lowest index.
-pub fn select_best(losses: &[f64]) -> usize {
-    let mut best = 0;
-    for (j, &l) in losses.iter().enumerate().skip(1) {
-        let b = losses[best];
-        if (b.is_nan() && !l.is_nan()) || l < b {
-            best = j;
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{run, select_best};
+    use super::run;
     use crate::config::{load, Origin};
 
     #[test]
@@ -269,13 +69,5 @@ mod tests {
         let alone = run(&plan, &[1], &|_| {});
         assert_eq!(alone[0], all[1]);
         assert_ne!(all[0].tensors, all[1].tensors);
-    }
-
-    #[test]
-    fn best_of_n_prefers_finite_lowest_first() {
-        assert_eq!(select_best(&[0.3, 0.1, 0.2]), 1);
-        assert_eq!(select_best(&[f64::NAN, 0.5, 0.4]), 2);
-        assert_eq!(select_best(&[0.1, 0.1]), 0);
-        assert_eq!(select_best(&[f64::NAN, f64::NAN]), 0);
     }
 }

@@ -18,8 +18,7 @@ use tms_engine::models::deep_linear::{DeepLinearShape, DeepLinearStart};
 use tms_engine::models::NamedTensor;
 use tms_engine::rng::InstanceKey;
 use tms_engine::train::{self, InstanceState};
-use tms_experiments::config::FamilyPlan;
-use tms_experiments::families::deep_linear::DeepLinearPlan;
+use tms_experiments::families::deep_linear::{DeepLinear, DeepLinearPlan};
 use tms_experiments::run::{observable_names, InstanceOutcome};
 
 use crate::{CompletedRun, ReproduceError};
@@ -29,13 +28,12 @@ pub fn deep_plan<'a>(
     experiment: &str,
     run: &'a CompletedRun,
 ) -> Result<&'a DeepLinearPlan, ReproduceError> {
-    match &run.plan.family {
-        FamilyPlan::DeepLinear(p) => Ok(p),
-        _ => Err(analysis_error(
+    run.plan.family.get::<DeepLinear>().ok_or_else(|| {
+        analysis_error(
             experiment,
             format!("run {} is not a deep linear run", run.request.preset),
-        )),
-    }
+        )
+    })
 }
 
 /// An analysis error of `experiment`.

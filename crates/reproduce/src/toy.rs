@@ -2,8 +2,7 @@
 //! and geometry derived from them.
 
 use tms_engine::metrics;
-use tms_experiments::config::FamilyPlan;
-use tms_experiments::families::toy::ToyPlan;
+use tms_experiments::families::toy::{Toy, ToyPlan};
 use tms_experiments::run::InstanceOutcome;
 
 use crate::{CompletedRun, ReproduceError};
@@ -96,14 +95,13 @@ pub fn toy_plan<'a>(
     experiment: &str,
     run: &'a CompletedRun,
 ) -> Result<&'a ToyPlan, ReproduceError> {
-    match &run.plan.family {
-        FamilyPlan::Toy(p) => Ok(p),
-        #[allow(unreachable_patterns)]
-        _ => Err(ReproduceError::Analysis {
+    run.plan
+        .family
+        .get::<Toy>()
+        .ok_or_else(|| ReproduceError::Analysis {
             experiment: experiment.into(),
             message: format!("run {} is not a toy-model run", run.request.preset),
-        }),
-    }
+        })
 }
 
 /// The weights of every instance of a run.

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tms_engine::rng::InstanceKey;
 use tms_engine::train::{self, InstanceState, TrainSettings};
-use tms_experiments::config::{load, FamilyPlan, Origin};
+use tms_experiments::config::{load, Origin};
+use tms_experiments::families::toy::Toy;
 
 /// One benchmark configuration (the names and settings of `bench/pytorch_reference.py`).
 struct BenchConfig {
@@ -226,12 +227,10 @@ fn measure(config: &BenchConfig, steps: u64, warmup: u64, repeats: usize) -> Res
         &[],
     )
     .with_context(|| format!("the bench configuration {}", config.name))?;
-    // Other families may join FamilyPlan; the bench configurations are toy models.
-    #[allow(irrefutable_let_patterns)]
-    let FamilyPlan::Toy(toy) = &plan.family
-    else {
-        unreachable!("bench configurations are toy models")
-    };
+    let toy = plan
+        .family
+        .get::<Toy>()
+        .expect("bench configurations are toy models");
     let tasks: Vec<_> = (0..toy.instances.len()).map(|k| toy.task(k)).collect();
     let settings: TrainSettings = plan.train;
     let mut states: Vec<InstanceState> = tasks

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use tms_experiments::config::ConfigError;
 use tms_experiments::output::OutputError;
 use tms_experiments::presets;
+use tms_experiments::sweep::SweepError;
 
 /// Toy Models of Superposition: train, sweep, reproduce and inspect.
 #[derive(Parser, Debug)]
@@ -76,26 +77,30 @@ enum Command {
     },
 }
 
-/// Errors that mean "bad input" (exit code 2).
+/// A bad command-line argument (exit code 2): what the argument parser cannot check itself.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(String);
 
-/// 2 for bad input, 1 otherwise.
+/// The exit code of an error: the first error in its chain whose type knows its code decides
+/// (the libraries' errors say whether they are bad input, a failure or an interruption; see
+/// `tms_experiments::EXIT_*`); 1 for any other failure.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    let bad = e.chain().any(|c| {
-        c.is::<ConfigError>()
-            || c.is::<BadInput>()
-            || matches!(
-                c.downcast_ref::<OutputError>(),
-                Some(OutputError::Exists(_))
-            )
-    });
-    if bad {
-        2
-    } else {
-        1
+    for cause in e.chain() {
+        if let Some(e) = cause.downcast_ref::<SweepError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<ConfigError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<OutputError>() {
+            return e.exit_code();
+        }
+        if cause.is::<BadInput>() {
+            return tms_experiments::EXIT_BAD_INPUT;
+        }
     }
+    tms_experiments::EXIT_FAILURE
 }
 
 /// Runs a parsed command line.

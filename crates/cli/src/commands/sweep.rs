@@ -47,20 +47,10 @@ pub struct MergeArgs {
     dirs: Vec<PathBuf>,
 }
 
-/// Turns the library's bad-input errors into exit code 2, keeping their text.
-fn classify(e: SweepError) -> anyhow::Error {
-    if e.is_bad_input() && !matches!(e, SweepError::Cell { .. }) {
-        // (A cell's ConfigError already maps to exit code 2 through the error chain.)
-        BadInput(e.to_string()).into()
-    } else {
-        e.into()
-    }
-}
-
 /// `tms sweep`.
 pub fn sweep(args: SweepArgs) -> Result<()> {
     let shard = match &args.shard {
-        Some(s) => Shard::parse(s).map_err(classify)?,
+        Some(s) => Shard::parse(s)?,
         None => Shard::ALL,
     };
     if args.checkpoint_every == Some(0) {
@@ -68,8 +58,8 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             BadInput("--checkpoint-every expected an integer ≥ 1, but found 0".into()).into(),
         );
     }
-    let sweep = sweep::load_file(&args.sweep).map_err(classify)?;
-    sweep::check_dir(&sweep, &args.out).map_err(classify)?;
+    let sweep = sweep::load_file(&args.sweep)?;
+    sweep::check_dir(&sweep, &args.out)?;
     let units = sweep::units(&sweep, shard);
 
     ctrlc::set_handler(|| {
@@ -139,23 +129,23 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             }
             Ok(())
         }
-        Err(SweepError::Interrupted { done, total }) => {
+        Err(e @ SweepError::Interrupted { .. }) => {
             eprintln!(
-                "interrupted: {done} of {total} unit(s) of this run done, progress checkpointed in {}\nre-run the same command to resume: tms sweep {} --out {}{}",
+                "progress is checkpointed in {}; re-run the same command to resume: tms sweep {} --out {}{}",
                 args.out.display(),
                 args.sweep.display(),
                 args.out.display(),
                 args.shard.map(|s| format!(" --shard {s}")).unwrap_or_default()
             );
-            std::process::exit(130);
+            Err(e.into())
         }
-        Err(e) => Err(classify(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// `tms merge`.
 pub fn merge(args: MergeArgs) -> Result<()> {
-    let summary = sweep::merge(&args.out, &args.dirs).map_err(classify)?;
+    let summary = sweep::merge(&args.out, &args.dirs)?;
     println!(
         "merged {} director{} into {}: {} cells ({} copied, {} assembled from parts, {} already there)",
         args.dirs.len(),

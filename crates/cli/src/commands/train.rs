@@ -67,75 +67,8 @@ pub fn train(
 
 /// `tms inspect`.
 pub fn inspect(dir: &Path) -> Result<()> {
-    let metrics = output::read_metrics(dir)?;
-    let tensors = output::read_tensors(dir)?;
-    println!(
-        "{}: experiment {}, family {}, {} steps, best of {} replica(s)",
-        dir.display(),
-        metrics["experiment"].as_str().unwrap_or("?"),
-        metrics["family"].as_str().unwrap_or("?"),
-        metrics["steps"],
-        metrics["replicas"]
-    );
-    let shapes: Vec<String> = tensors
-        .iter()
-        .map(|t| format!("{} {:?}", t.name, t.shape))
-        .collect();
-    println!("tensors: {}", shapes.join(", "));
-    let instances: Vec<&serde_json::Value> = metrics["instances"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
-    if metrics["family"] == "toy" {
-        println!(
-            "{:>8} {:>10} {:>12} {:>8} {:>12} {:>10}",
-            "instance", "density", "loss", "D*", "represented", "status"
-        );
-        for inst in instances {
-            let n = inst["norms"].as_array().map(|a| a.len()).unwrap_or(0);
-            println!(
-                "{:>8} {:>10} {:>12} {:>8} {:>12} {:>10}",
-                inst["index"].to_string(),
-                fmt_num(&inst["density"], 4),
-                fmt_num(&inst["evaluation_loss"], 6),
-                fmt_num(&inst["dimensions_per_feature"], 3),
-                format!("{}/{n}", inst["represented_features"]),
-                inst["status"].as_str().unwrap_or("?")
-            );
-        }
-    } else {
-        // Other families: the loss, the status and every scalar the family records per instance.
-        const SHOWN: [&str; 5] = ["index", "seed", "replica", "evaluation_loss", "status"];
-        for inst in instances {
-            let scalars: Vec<String> = inst
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, v)| !SHOWN.contains(&k.as_str()) && v.is_number())
-                .map(|(k, v)| format!("{k} {}", fmt_num(v, 4)))
-                .collect();
-            println!(
-                "instance {}: loss {}, {}; {}",
-                inst["index"],
-                fmt_num(&inst["evaluation_loss"], 6),
-                inst["status"].as_str().unwrap_or("?"),
-                scalars.join(", ")
-            );
-        }
+    for line in output::inspect(dir)? {
+        println!("{line}");
     }
     Ok(())
-}
-
-fn fmt_num(v: &serde_json::Value, digits: usize) -> String {
-    if let Some(i) = v.as_i64() {
-        return i.to_string();
-    }
-    match v.as_f64() {
-        Some(x) if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e4) => {
-            format!("{x:.*e}", digits.saturating_sub(2))
-        }
-        Some(x) => format!("{x:.digits$}"),
-        None => "-".into(),
-    }
 }

@@ -5,14 +5,67 @@
 //! fastest) gives the instance list. Each axis is a number, a list, or a range
 //! `{ from, to, count, spacing = "geometric" | "linear" }`.
 
-use crate::config::{one_of, require, Invalid};
-use serde::{Deserialize, Serialize};
+use super::axis::{Axis, NumberListOrTable};
+use super::{finite_or_null, format_number, instances, Family, PlanContext};
+use crate::validate::{one_of, require, Invalid};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 use tms_engine::data::sparse::{
     AnticorrelatedConvention, FeatureDistribution, FeatureGroup, ValueRange,
 };
 use tms_engine::metrics;
 use tms_engine::models::toy::{ToyKind, ToyShape, ToyTask};
+
+/// The toy models of superposition, `[toy]`.
+pub struct Toy;
+
+impl Family for Toy {
+    const NAME: &'static str = "toy";
+    type Raw = RawToy;
+    type Plan = ToyPlan;
+    type Task = ToyTask;
+
+    fn plan(raw: &mut RawToy, _context: &PlanContext) -> Result<ToyPlan, Invalid> {
+        plan(raw)
+    }
+
+    fn instance_count(plan: &ToyPlan) -> usize {
+        plan.instances.len()
+    }
+
+    fn task(plan: &ToyPlan, k: usize) -> ToyTask {
+        plan.task(k)
+    }
+
+    fn settings(plan: &ToyPlan, k: usize) -> Value {
+        plan.settings_json(k)
+    }
+
+    fn metrics(plan: &ToyPlan, _k: usize, _task: &ToyTask, parameters: &[f32]) -> Value {
+        plan.metrics_json(parameters)
+    }
+
+    /// A table: density, loss, D*, represented features, status.
+    fn inspect(metrics: &Value) -> Vec<String> {
+        let mut lines = vec![format!(
+            "{:>8} {:>10} {:>12} {:>8} {:>12} {:>10}",
+            "instance", "density", "loss", "D*", "represented", "status"
+        )];
+        for inst in instances(metrics) {
+            let n = inst["norms"].as_array().map(|a| a.len()).unwrap_or(0);
+            lines.push(format!(
+                "{:>8} {:>10} {:>12} {:>8} {:>12} {:>10}",
+                inst["index"].to_string(),
+                format_number(&inst["density"], 4),
+                format_number(&inst["evaluation_loss"], 6),
+                format_number(&inst["dimensions_per_feature"], 3),
+                format!("{}/{n}", inst["represented_features"]),
+                inst["status"].as_str().unwrap_or("?")
+            ));
+        }
+        lines
+    }
+}
 
 /// `[toy]` as written.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -65,84 +118,8 @@ fn default_evaluation_batch() -> usize {
     16_384
 }
 
-/// A per-instance axis.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
-pub enum Axis {
-    /// One value.
-    Single(f64),
-    /// Explicit values.
-    List(Vec<f64>),
-    /// `count` values from `from` to `to` inclusive.
-    Range {
-        /// First value.
-        from: f64,
-        /// Last value.
-        to: f64,
-        /// Number of values (≥ 1).
-        count: usize,
-        /// `geometric` (default) or `linear`.
-        #[serde(default = "default_spacing")]
-        spacing: String,
-    },
-}
-
-fn default_spacing() -> String {
-    "geometric".into()
-}
-
-impl Axis {
-    /// The axis' values.
-    pub fn values(&self, key: &str) -> Result<Vec<f64>, Invalid> {
-        match self {
-            Axis::Single(v) => Ok(vec![*v]),
-            Axis::List(v) => {
-                require(!v.is_empty(), key, "a non-empty list", "[]")?;
-                Ok(v.clone())
-            }
-            Axis::Range {
-                from,
-                to,
-                count,
-                spacing,
-            } => {
-                require(
-                    *count >= 1 && *count <= 1_000_000,
-                    &format!("{key}.count"),
-                    "an integer in [1, 1000000]",
-                    count,
-                )?;
-                let t = |k: usize| {
-                    if *count == 1 {
-                        0.0
-                    } else {
-                        k as f64 / (*count - 1) as f64
-                    }
-                };
-                match spacing.as_str() {
-                    "geometric" => {
-                        require(
-                            *from > 0.0 && *to > 0.0,
-                            &format!("{key}.from"),
-                            "positive ends for geometric spacing",
-                            format!("{from} to {to}"),
-                        )?;
-                        Ok((0..*count).map(|k| from * (to / from).powf(t(k))).collect())
-                    }
-                    "linear" => Ok((0..*count).map(|k| from + (to - from) * t(k)).collect()),
-                    other => Err(one_of(
-                        &format!("{key}.spacing"),
-                        &["geometric", "linear"],
-                        other,
-                    )),
-                }
-            }
-        }
-    }
-}
-
-/// Feature importances.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+/// Feature importances: `1.0`, `[1.0, 0.5, …]` or `{ decay = 0.9 }`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Importance {
     /// Every feature the same.
@@ -154,6 +131,28 @@ pub enum Importance {
         /// Ratio between consecutive features.
         decay: f64,
     },
+}
+
+/// The table form of [`Importance`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportanceDecay {
+    decay: f64,
+}
+
+impl<'de> Deserialize<'de> for Importance {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(
+            match NumberListOrTable::<ImportanceDecay>::deserialize(
+                deserializer,
+                "a number, a list of numbers or { decay = r }",
+            )? {
+                NumberListOrTable::Number(v) => Importance::Uniform(v),
+                NumberListOrTable::List(v) => Importance::List(v),
+                NumberListOrTable::Table(t) => Importance::Decay { decay: t.decay },
+            },
+        )
+    }
 }
 
 /// A correlated or anticorrelated set: `features = [start, end)`.
@@ -504,14 +503,5 @@ impl ToyPlan {
             "represented_features": metrics::represented_count(&norms, 0.5),
             "bias": self.shape.bias(parameters),
         })
-    }
-}
-
-/// JSON has no infinity: non-finite numbers are written as null.
-pub fn finite_or_null(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
     }
 }

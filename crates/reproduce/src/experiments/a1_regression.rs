@@ -18,6 +18,7 @@ use super::attention_common::{
 use crate::claims::{claim, list};
 use crate::{Analysis, CompletedRun, Context, Experiment, ReproduceError, RunRequest, Scale};
 use tms_engine::theory::deep_linear::{balanced_mode_strength, half_learning_time};
+use tms_experiments::families::attention::Attention;
 
 /// A1.
 pub struct Regression;
@@ -28,9 +29,8 @@ pub fn rate_and_start(run: &CompletedRun) -> (f64, f64) {
     let a0 = run
         .plan
         .resolved
-        .attention
-        .as_ref()
-        .and_then(|a| a.a0)
+        .section::<Attention>()
+        .and_then(|a| a.initial_strength)
         .unwrap_or(f64::NAN);
     (lr, a0)
 }
@@ -39,8 +39,7 @@ pub fn rate_and_start(run: &CompletedRun) -> (f64, f64) {
 pub fn planted(run: &CompletedRun) -> Vec<f64> {
     run.plan
         .resolved
-        .attention
-        .as_ref()
+        .section::<Attention>()
         .and_then(|a| a.strengths.clone())
         .unwrap_or_default()
 }

@@ -14,6 +14,7 @@ use crate::claims::{claim, list};
 use crate::figures::figure_ref;
 use crate::{Analysis, CompletedRun, Context, Experiment, ReproduceError, RunRequest, Scale};
 use std::collections::BTreeMap;
+use tms_experiments::families::attention::Attention;
 use tms_report::{Colormap, HeatmapFigure, HeatmapPanel, LinePlot, PhaseDiagram, Polyline, Series};
 
 /// A4.
@@ -129,10 +130,10 @@ impl Experiment for RelationalGraph {
         let raw = capacity_run
             .plan
             .resolved
-            .attention
-            .clone()
+            .section::<Attention>()
+            .cloned()
             .unwrap_or_else(|| unreachable!());
-        let keys = raw.keys.unwrap_or(0);
+        let keys = raw.keys_per_context.unwrap_or(0);
         let vertices = raw.vertices.unwrap_or(0);
         let chance = 1.0 / keys as f64;
         let capacity = grid("A4", capacity_run)?;
@@ -284,8 +285,7 @@ impl Experiment for RelationalGraph {
         let per_edge = frequency_run
             .plan
             .resolved
-            .attention
-            .as_ref()
+            .section::<Attention>()
             .and_then(|a| a.contexts_per_edge)
             .unwrap_or(1) as f64;
         let mut freq_ok = true;

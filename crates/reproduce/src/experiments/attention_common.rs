@@ -9,8 +9,7 @@ use crate::figures::figure_ref;
 use crate::{CompletedRun, Context, ReproduceError};
 use serde_json::Value;
 use tms_engine::train::HistoryRow;
-use tms_experiments::config::FamilyPlan;
-use tms_experiments::families::attention::AttentionPlan;
+use tms_experiments::families::attention::{Attention, AttentionPlan};
 use tms_experiments::run::{observable_names, InstanceOutcome};
 use tms_report::html::FigureRef;
 use tms_report::{Colormap, HeatmapFigure, HeatmapPanel, LinePlot, ReportError, Series};
@@ -20,13 +19,13 @@ pub fn attention_plan<'a>(
     id: &str,
     run: &'a CompletedRun,
 ) -> Result<&'a AttentionPlan, ReproduceError> {
-    match &run.plan.family {
-        FamilyPlan::Attention(p) => Ok(p),
-        _ => Err(ReproduceError::Analysis {
+    run.plan
+        .family
+        .get::<Attention>()
+        .ok_or_else(|| ReproduceError::Analysis {
             experiment: id.to_string(),
             message: format!("run {} is not an attention run", run.request.preset),
-        }),
-    }
+        })
 }
 
 /// Column of observable `name` in the history rows of `run`.

@@ -111,8 +111,7 @@ impl Experiment for PerturbedPentagon {
         let perturbed = run
             .plan
             .resolved
-            .toy
-            .as_ref()
+            .section::<tms_experiments::families::toy::Toy>()
             .and_then(|t| t.perturbed_feature)
             .unwrap_or(0);
         let base_density = plan.instances.first().map(|i| i.density).unwrap_or(0.0);

@@ -71,8 +71,7 @@ fn hierarchy(run: &crate::CompletedRun) -> Result<(usize, usize, f64, u64), Repr
     let raw = run
         .plan
         .resolved
-        .deep_linear
-        .as_ref()
+        .section::<tms_experiments::families::deep_linear::DeepLinear>()
         .ok_or_else(|| analysis_error("S5", "not a deep linear run"))?;
     match (
         raw.branching,

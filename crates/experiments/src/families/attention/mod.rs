@@ -4,10 +4,11 @@
 //!
 //! - `regression` (A1/A2): the score s = xᵀ W_QK y regressed on t = xᵀ M y, x, y ~ N(0, I), with
 //!   the planted concepts M = Σ s_k u_k v_kᵀ; the exact `population` gradient or `minibatch` SGD;
-//! - `distillation` (A3): a softmax over `keys` Gaussian keys distilled from the teacher
-//!   softmax_j(xᵀ M y_j);
+//! - `distillation` (A3): a softmax over `keys_per_context` Gaussian keys (the spec's n; not the
+//!   toy models' n features) distilled from the teacher softmax_j(xᵀ M y_j);
 //! - `relational-graph` (A4): `vertices` tokens with random unit embeddings in ℝᵈ, a planted directed
-//!   graph of `edges` relations, contexts of `keys` keys holding one neighbour of the query.
+//!   graph of `edges` relations, contexts of `keys_per_context` keys holding one neighbour of the
+//!   query.
 //!
 //! The head is `factored` (h = `heads` heads of W_Q^η, W_K^η: d_head × d; d_head is A4's d_k) or
 //! `merged` (W_QK learned directly). Instances differ by the per-instance *axes* — `edges`,
@@ -19,24 +20,67 @@
 //! mistake, not a no-op); the defaults of the keys it does read are filled in so that the resolved
 //! config shows them.
 //!
+//! The start is the deep-linear family's: `start = "aligned"` (every planted mode at
+//! `initial_strength` = a₀) or `"gaussian"` (every weight N(0, `scale`²)).
+//!
 //! When instances of one run have different head sizes, the exported `W_Q`, `W_K` are zero-padded to
 //! the largest `heads` × `d_head` of the run (the safetensors file stacks instances into one tensor);
 //! each instance's `heads` and `d_head` in metrics.json say which rows are its own.
 
-use crate::config::{one_of, require, Invalid};
-use crate::families::toy::{finite_or_null, Axis};
+use super::axis::Axis;
+use super::{Family, PlanContext};
+use crate::validate::{one_of, require, Invalid};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use tms_engine::attention_metrics;
+use serde_json::Value;
 use tms_engine::data::pairs::{GraphSpec, PlantedConcepts, RelationFrequency, RelationalGraph};
-use tms_engine::linalg;
 use tms_engine::models::attention::{
-    AttentionInit, AttentionWorkspace, DistillationTask, HeadCombination, HeadShape,
-    RegressionGradient, RelationalGraphTask, ScoreRegressionTask,
+    AttentionInit, DistillationTask, HeadCombination, HeadShape, RegressionGradient,
+    RelationalGraphTask, ScoreRegressionTask,
 };
-use tms_engine::models::NamedTensor;
-use tms_engine::rng::{InstanceKey, StreamRng};
+use tms_engine::rng::InstanceKey;
 use tms_engine::train::Task;
+
+/// Attention heads on pairs of vectors, `[attention]`.
+pub struct Attention;
+
+impl Family for Attention {
+    const NAME: &'static str = "attention";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("init", "start"),
+        ("a0", "initial_strength"),
+        ("init_std", "scale"),
+        ("d_k", "d_head"),
+        ("keys", "keys_per_context"),
+        ("evaluation_size", "evaluation_batch_size"),
+    ];
+    type Raw = RawAttention;
+    type Plan = AttentionPlan;
+    type Task = AttentionTask;
+
+    fn plan(raw: &mut RawAttention, context: &PlanContext) -> Result<AttentionPlan, Invalid> {
+        plan(raw, context.seed)
+    }
+
+    fn instance_count(plan: &AttentionPlan) -> usize {
+        plan.instances.len()
+    }
+
+    fn task(plan: &AttentionPlan, k: usize) -> AttentionTask {
+        plan.task(k)
+    }
+
+    fn settings(plan: &AttentionPlan, k: usize) -> Value {
+        plan.settings_json(k)
+    }
+
+    fn metrics(plan: &AttentionPlan, k: usize, _task: &AttentionTask, parameters: &[f32]) -> Value {
+        plan.metrics_json(k, parameters)
+    }
+
+    fn observable_names(plan: &AttentionPlan) -> Vec<String> {
+        plan.task_ref(0).observable_names()
+    }
+}
 
 /// `[attention]` as written. Keys marked "task: …" are read by those tasks only.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -54,7 +98,7 @@ pub struct RawAttention {
     pub heads: Option<Axis>,
     /// Axis: rows d_head of each head's W_Q and W_K (A4's d_k; factored; default d unless
     /// `key_budget` is given).
-    #[serde(default, alias = "d_k", skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d_head: Option<Axis>,
     /// Axis: total key budget D_K = h·d_head (factored); d_head = D_K / h, which must divide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,15 +112,15 @@ pub struct RawAttention {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strengths: Option<Vec<f64>>,
     /// `aligned` (every planted mode starts at a₀; regression default) or `gaussian` (every weight
-    /// N(0, init_std²); the other tasks' default and the only choice for `relational-graph`).
+    /// N(0, scale²); the other tasks' default and the only choice for `relational-graph`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<String>,
-    /// Initial strength a₀ of the aligned start (default 1e-4).
+    pub start: Option<String>,
+    /// Initial strength a₀ of the aligned start (default 1e-4); a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub a0: Option<f64>,
-    /// Standard deviation of the Gaussian start (default 1e-3; 0.1 for `relational-graph`).
+    pub initial_strength: Option<f64>,
+    /// Standard deviation σ of the Gaussian start (default 1e-3; 0.1 for `relational-graph`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_std: Option<f64>,
+    pub scale: Option<f64>,
     /// Task: regression. `population` (the exact gradient of ½‖W_QK − M‖²_F; default) or
     /// `minibatch` (SGD on `batch_size` Gaussian pairs per step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,12 +128,12 @@ pub struct RawAttention {
     /// Examples per minibatch B (default 32).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// Task: distillation, relational-graph. Keys per context n (default 8 and 4).
+    /// Task: distillation, relational-graph. Keys per context, the spec's n (default 8 and 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keys: Option<usize>,
-    /// Task: distillation. Fixed evaluation contexts (default 256).
+    pub keys_per_context: Option<usize>,
+    /// Task: distillation. Contexts in the fixed evaluation batch (default 256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evaluation_size: Option<usize>,
+    pub evaluation_batch_size: Option<usize>,
     /// Task: relational-graph. Vertices (tokens) n_v; n_v > d puts the embeddings in superposition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vertices: Option<usize>,
@@ -161,137 +205,6 @@ impl AttentionInstance {
     /// The key budget D_K = h·d_head.
     pub fn key_budget(&self) -> usize {
         self.heads * self.d_head
-    }
-}
-
-/// The engine task of one instance (one type for the three tasks, so that a run is homogeneous),
-/// with the padding of its exported tensors.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AttentionTask {
-    /// The task itself.
-    pub inner: InnerTask,
-    /// Heads and rows the exported W_Q, W_K are padded to (the run's largest).
-    padded: (usize, usize),
-}
-
-/// The three engine tasks.
-#[derive(Clone, Debug, PartialEq)]
-pub enum InnerTask {
-    /// A1/A2.
-    Regression(ScoreRegressionTask),
-    /// A3.
-    Distillation(DistillationTask),
-    /// A4.
-    RelationalGraph(RelationalGraphTask),
-}
-
-macro_rules! each {
-    ($self:expr, $t:ident => $e:expr) => {
-        match &$self.inner {
-            InnerTask::Regression($t) => $e,
-            InnerTask::Distillation($t) => $e,
-            InnerTask::RelationalGraph($t) => $e,
-        }
-    };
-}
-
-impl AttentionTask {
-    /// The head's shape.
-    pub fn shape(&self) -> &HeadShape {
-        each!(self, t => &t.shape)
-    }
-
-    /// The planted concepts (regression and distillation).
-    pub fn concepts(&self) -> Option<&PlantedConcepts> {
-        match &self.inner {
-            InnerTask::Regression(t) => Some(&t.concepts),
-            InnerTask::Distillation(t) => Some(&t.concepts),
-            InnerTask::RelationalGraph(_) => None,
-        }
-    }
-}
-
-impl Task for AttentionTask {
-    type Workspace = AttentionWorkspace;
-
-    fn parameter_count(&self) -> usize {
-        each!(self, t => t.parameter_count())
-    }
-
-    fn initialise(&self, rng: &mut StreamRng, parameters: &mut [f32]) {
-        each!(self, t => t.initialise(rng, parameters))
-    }
-
-    fn workspace(&self) -> AttentionWorkspace {
-        each!(self, t => t.workspace())
-    }
-
-    fn loss_and_gradient(
-        &self,
-        parameters: &[f32],
-        rng: &mut StreamRng,
-        workspace: &mut AttentionWorkspace,
-        gradient: &mut [f32],
-    ) -> f64 {
-        each!(self, t => t.loss_and_gradient(parameters, rng, workspace, gradient))
-    }
-
-    fn evaluation_loss(&self, parameters: &[f32], key: &InstanceKey) -> f64 {
-        each!(self, t => t.evaluation_loss(parameters, key))
-    }
-
-    fn observable_names(&self) -> Vec<String> {
-        each!(self, t => t.observable_names())
-    }
-
-    fn observe(&self, parameters: &[f32]) -> Vec<f64> {
-        each!(self, t => t.observe(parameters))
-    }
-
-    /// `W_QK` [d, d] (merged), or `W_Q`, `W_K` zero-padded to the run's largest heads × d_head:
-    /// [d_head, d] when every instance has one head, else [h, d_head, d].
-    fn export(&self, parameters: &[f32]) -> Vec<NamedTensor> {
-        let shape = *self.shape();
-        let tensors = shape.export(parameters);
-        let (h_max, rows_max) = self.padded;
-        let Some((heads, rows)) = factored_size(&shape) else {
-            return tensors;
-        };
-        let d = shape.d;
-        tensors
-            .into_iter()
-            .map(|t| {
-                if t.name != "W_Q" && t.name != "W_K" {
-                    return t;
-                }
-                let mut data = vec![0.0f32; h_max * rows_max * d];
-                for eta in 0..heads {
-                    for i in 0..rows {
-                        let from = (eta * rows + i) * d;
-                        let to = (eta * rows_max + i) * d;
-                        data[to..to + d].copy_from_slice(&t.data[from..from + d]);
-                    }
-                }
-                let shape = if h_max > 1 {
-                    vec![h_max, rows_max, d]
-                } else {
-                    vec![rows_max, d]
-                };
-                NamedTensor {
-                    name: t.name,
-                    shape,
-                    data,
-                }
-            })
-            .collect()
-    }
-}
-
-/// (h, d_head) of a factored head.
-fn factored_size(shape: &HeadShape) -> Option<(usize, usize)> {
-    match shape.score {
-        tms_engine::models::attention::ScoreMap::Merged => None,
-        tms_engine::models::attention::ScoreMap::Factored { heads, d_k } => Some((heads, d_k)),
     }
 }
 
@@ -490,7 +403,7 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
 
     // Initialisation.
     let init_name = raw
-        .init
+        .start
         .get_or_insert_with(|| {
             if kind == AttentionTaskKind::Regression {
                 "aligned".into()
@@ -503,41 +416,41 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
         "aligned" => {
             if graph {
                 return Err(Invalid::new(
-                    "attention.init",
+                    "attention.start",
                     "`gaussian` for task = \"relational-graph\" (there are no planted concepts to align with)",
                     "`aligned`",
                 ));
             }
-            unused(raw.init_std.is_some(), "init_std", kind)
-                .map_err(|e| e.hint("init_std is read by init = \"gaussian\" only"))?;
-            let a0 = *raw.a0.get_or_insert(1e-4);
+            unused(raw.scale.is_some(), "scale", kind)
+                .map_err(|e| e.hint("scale is read by start = \"gaussian\" only"))?;
+            let a0 = *raw.initial_strength.get_or_insert(1e-4);
             require(
                 a0.is_finite() && a0 > 0.0,
-                "attention.a0",
+                "attention.initial_strength",
                 "a finite number > 0",
                 a0,
             )?;
             AttentionInit::Aligned { a0 }
         }
         "gaussian" => {
-            unused(raw.a0.is_some(), "a0", kind)
-                .map_err(|e| e.hint("a0 is read by init = \"aligned\" only"))?;
-            let std = *raw.init_std.get_or_insert(if graph { 0.1 } else { 1e-3 });
+            unused(raw.initial_strength.is_some(), "initial_strength", kind)
+                .map_err(|e| e.hint("initial_strength is read by start = \"aligned\" only"))?;
+            let std = *raw.scale.get_or_insert(if graph { 0.1 } else { 1e-3 });
             require(
                 std.is_finite() && std >= 0.0,
-                "attention.init_std",
+                "attention.scale",
                 "a finite number ≥ 0",
                 std,
             )?;
             AttentionInit::Gaussian { std }
         }
-        other => return Err(one_of("attention.init", &["aligned", "gaussian"], other)),
+        other => return Err(one_of("attention.start", &["aligned", "gaussian"], other)),
     };
     if let AttentionInit::Aligned { .. } = init {
         if !merged && sizes.iter().any(|&(h, _)| h > 1) && combination != HeadCombination::SumScores
         {
             return Err(Invalid::new(
-                "attention.init",
+                "attention.start",
                 "`gaussian` with several heads that mix patterns",
                 "`aligned`",
             ));
@@ -572,15 +485,21 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
         "an integer in [1, 1048576]",
         raw.batch_size,
     )?;
-    unused(regression && raw.keys.is_some(), "keys", kind)
-        .map_err(|e| e.hint("regression scores one key per query"))?;
+    unused(
+        regression && raw.keys_per_context.is_some(),
+        "keys_per_context",
+        kind,
+    )
+    .map_err(|e| e.hint("regression scores one key per query"))?;
     let keys = if regression {
         1
     } else {
-        let n = *raw.keys.get_or_insert(if graph { 4 } else { 8 });
+        let n = *raw
+            .keys_per_context
+            .get_or_insert(if graph { 4 } else { 8 });
         require(
             (1..=4096).contains(&n),
-            "attention.keys",
+            "attention.keys_per_context",
             "an integer in [1, 4096]",
             n,
         )?;
@@ -588,15 +507,15 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
     };
     let distillation = kind == AttentionTaskKind::Distillation;
     unused(
-        !distillation && raw.evaluation_size.is_some(),
-        "evaluation_size",
+        !distillation && raw.evaluation_batch_size.is_some(),
+        "evaluation_batch_size",
         kind,
     )?;
     let evaluation_size = if distillation {
-        let e = *raw.evaluation_size.get_or_insert(256);
+        let e = *raw.evaluation_batch_size.get_or_insert(256);
         require(
             (1..=1 << 20).contains(&e),
-            "attention.evaluation_size",
+            "attention.evaluation_batch_size",
             "an integer in [1, 1048576]",
             e,
         )?;
@@ -695,7 +614,7 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
         )?;
         require(
             keys < vertices,
-            "attention.keys",
+            "attention.keys_per_context",
             &format!("an integer ≤ attention.vertices − 1 = {}", vertices - 1),
             keys,
         )?;
@@ -802,8 +721,8 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
                         &key,
                     )
                     .map_err(|e| {
-                        data_error(&e, "keys").hint(
-                            "a vertex has too many neighbours for this context size: lower keys or edges, or raise vertices",
+                        data_error(&e, "keys_per_context").hint(
+                            "a vertex has too many neighbours for this context size: lower keys_per_context or edges, or raise vertices",
                         )
                     })?,
                 )
@@ -821,284 +740,9 @@ pub fn plan(raw: &mut RawAttention, seed: u64) -> Result<AttentionPlan, Invalid>
     })
 }
 
-impl AttentionPlan {
-    /// The engine task of instance `k`.
-    pub fn task(&self, k: usize) -> AttentionTask {
-        self.tasks[k].clone()
-    }
-
-    /// The engine task of instance `k`, borrowed.
-    pub fn task_ref(&self, k: usize) -> &AttentionTask {
-        &self.tasks[k]
-    }
-
-    /// The settings of instance `k` as JSON (task, head sizes, axis values).
-    pub fn settings_json(&self, k: usize) -> Value {
-        let i = &self.instances[k];
-        let mut v = json!({
-            "task": self.kind.name(),
-            "form": if self.merged { "merged" } else { "factored" },
-            "d": self.d,
-            "heads": i.heads,
-            "d_head": i.d_head,
-            "key_budget": i.key_budget(),
-            "repeat": i.repeat,
-        });
-        if let Some(c) = self.tasks[k].concepts() {
-            v["strengths_planted"] = json!(c.strengths);
-        }
-        if let InnerTask::RelationalGraph(t) = &self.tasks[k].inner {
-            v["edges"] = json!(t.graph.edges.len());
-            v["vertices"] = json!(t.graph.spec.vertices);
-            v["keys"] = json!(t.keys);
-        }
-        v
-    }
-
-    /// Metrics of trained parameters as JSON: for planted concepts the strengths, the planted
-    /// share, principal angles (degrees), each concept's best singular pair and the |cos| tables;
-    /// for graphs the top-1 accuracy per relation; for both the singular values, nuclear norm and
-    /// effective rank of W_QK.
-    pub fn metrics_json(&self, k: usize, parameters: &[f32]) -> Value {
-        let task = &self.tasks[k];
-        let shape = task.shape();
-        let d = shape.d;
-        let w = shape.score_matrix(parameters);
-        let svd = linalg::svd(&linalg::Matrix::from_row_major(d, d, w.clone()));
-        let sv = svd.singular_values.clone();
-        let mut v = json!({
-            "singular_values": sv,
-            "nuclear_norm": attention_metrics::nuclear_norm(&sv),
-            "effective_rank": attention_metrics::effective_rank(&sv),
-        });
-        match &task.inner {
-            InnerTask::Regression(_) | InnerTask::Distillation(_) => {
-                let c = task.concepts().expect("concept task");
-                let angles = attention_metrics::subspace_angles(&w, c);
-                let degrees = |a: &[f64]| a.iter().map(|x| x.to_degrees()).collect::<Vec<_>>();
-                let alignment: Vec<Value> = attention_metrics::concept_alignment(&w, c)
-                    .iter()
-                    .map(|a| {
-                        json!({
-                            "singular_index": a.singular_index,
-                            "left_cos": a.left,
-                            "right_cos": a.right,
-                        })
-                    })
-                    .collect();
-                // |cos| between concept k and singular vector α, [r][d], both sides.
-                let table = |planted: &[f64], basis: &linalg::Matrix| {
-                    let columns = basis.columns();
-                    planted
-                        .chunks(d)
-                        .map(|concept| {
-                            columns
-                                .iter()
-                                .map(|col| linalg::dot(concept, col).abs())
-                                .collect::<Vec<f64>>()
-                        })
-                        .collect::<Vec<_>>()
-                };
-                let residual: f64 = w
-                    .iter()
-                    .zip(c.matrix())
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum::<f64>()
-                    .sqrt();
-                v["strengths"] = json!(attention_metrics::concept_strengths(&w, c));
-                v["planted_share"] = json!(attention_metrics::planted_share(&w, c));
-                v["principal_angles_deg"] =
-                    json!({ "left": degrees(&angles.left), "right": degrees(&angles.right) });
-                v["alignment"] = json!(alignment);
-                v["cosines_left"] = json!(table(&c.left, &svd.u));
-                v["cosines_right"] = json!(table(&c.right, &svd.v));
-                v["residual_frobenius"] = json!(residual);
-            }
-            InnerTask::RelationalGraph(t) => {
-                let per_relation = t.relation_accuracy(parameters);
-                let weighted: f64 = per_relation
-                    .iter()
-                    .zip(&t.graph.frequencies)
-                    .map(|(a, f)| a * f)
-                    .sum();
-                let uniform = per_relation.iter().sum::<f64>() / per_relation.len().max(1) as f64;
-                v["top1_accuracy"] = json!(weighted);
-                v["top1_accuracy_uniform"] = finite_or_null(uniform);
-                v["accuracy_per_relation"] = json!(per_relation
-                    .iter()
-                    .map(|&a| finite_or_null(a))
-                    .collect::<Vec<_>>());
-                v["relation_frequencies"] = json!(t.graph.frequencies);
-            }
-        }
-        v
-    }
-}
-
+mod metrics;
+mod task;
 #[cfg(test)]
-mod tests {
-    use crate::config::{load, ConfigError, FamilyPlan, Origin};
+mod tests;
 
-    const REGRESSION: &str = "[experiment]\nname = \"t\"\n[train]\nsteps = 50\noptimizer = \"sgd\"\nlearning_rate = 0.01\nlog_every = 10\n[attention]\ntask = \"regression\"\nd = 4\nstrengths = [2.0, 1.0]\n";
-    const GRAPH: &str = "[experiment]\nname = \"g\"\n[train]\nsteps = 20\noptimizer = \"adam\"\nlearning_rate = 0.05\nlog_every = 10\n[attention]\ntask = \"relational-graph\"\nd = 4\nvertices = 12\nedges = [4, 8]\nkey_budget = 4\nheads = [1, 2]\n";
-
-    fn error(text: &str, overrides: &[&str]) -> ConfigError {
-        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        load(text, &Origin::File("a.toml".into()), &overrides).expect_err("must be rejected")
-    }
-
-    fn key_of(e: &ConfigError) -> String {
-        match e {
-            ConfigError::Invalid { key, .. } => key.clone(),
-            other => panic!("expected an invalid-key error, got {other}"),
-        }
-    }
-
-    #[test]
-    fn defaults_fill_in_and_round_trip() {
-        let plan = load(REGRESSION, &Origin::Preset("t".into()), &[]).unwrap();
-        let again = load(
-            &crate::config::to_toml(&plan.resolved),
-            &Origin::Preset("t".into()),
-            &[],
-        )
-        .unwrap();
-        assert_eq!(plan, again);
-        let a = plan.resolved.attention.as_ref().unwrap();
-        assert_eq!(a.init.as_deref(), Some("aligned"));
-        assert_eq!(a.gradient.as_deref(), Some("population"));
-        let FamilyPlan::Attention(p) = &plan.family else {
-            panic!("attention plan")
-        };
-        assert_eq!(p.instances.len(), 1);
-        assert_eq!(p.instances[0].d_head, 4);
-    }
-
-    #[test]
-    fn graph_axes_multiply_and_key_budget_divides() {
-        let plan = load(GRAPH, &Origin::Preset("g".into()), &[]).unwrap();
-        let FamilyPlan::Attention(p) = &plan.family else {
-            panic!("attention plan")
-        };
-        let sizes: Vec<_> = p
-            .instances
-            .iter()
-            .map(|i| (i.edges.unwrap(), i.heads, i.d_head))
-            .collect();
-        assert_eq!(sizes, [(4, 1, 4), (4, 2, 2), (8, 1, 4), (8, 2, 2)]);
-    }
-
-    #[test]
-    fn each_bad_value_names_its_key() {
-        for (text, set, key) in [
-            (REGRESSION, "attention.task=\"regresion\"", "attention.task"),
-            (REGRESSION, "attention.d=0", "attention.d"),
-            (REGRESSION, "attention.form=\"fused\"", "attention.form"),
-            (REGRESSION, "attention.heads=0", "attention.heads"),
-            (REGRESSION, "attention.d_head=1.5", "attention.d_head"),
-            (
-                REGRESSION,
-                "attention.strengths=[1,2,3,4,5]",
-                "attention.strengths",
-            ),
-            (REGRESSION, "attention.init=\"random\"", "attention.init"),
-            (REGRESSION, "attention.a0=-1.0", "attention.a0"),
-            (
-                REGRESSION,
-                "attention.gradient=\"full\"",
-                "attention.gradient",
-            ),
-            (REGRESSION, "attention.keys=8", "attention.keys"),
-            (REGRESSION, "attention.edges=8", "attention.edges"),
-            (REGRESSION, "attention.batch_size=0", "attention.batch_size"),
-            (
-                REGRESSION,
-                "attention.combination=\"mix-patterns\"",
-                "attention.combination",
-            ),
-            (GRAPH, "attention.strengths=[1.0]", "attention.strengths"),
-            (GRAPH, "attention.init=\"aligned\"", "attention.init"),
-            (GRAPH, "attention.key_budget=3", "attention.key_budget"),
-            (GRAPH, "attention.edges=1000", "attention.edges"),
-            (
-                GRAPH,
-                "attention.frequency=\"zipff\"",
-                "attention.frequency",
-            ),
-            (GRAPH, "attention.keys=40", "attention.keys"),
-            (GRAPH, "attention.d_head=2", "attention.key_budget"),
-        ] {
-            let e = error(text, &[set]);
-            assert_eq!(key_of(&e), key, "{set}: {e}");
-        }
-        let e = error(REGRESSION, &["attention.task=\"regresion\""]);
-        assert!(e.to_string().contains("did you mean `regression`?"), "{e}");
-        let e = error(REGRESSION, &["attention.strenghts=[1.0]"]);
-        assert_eq!(key_of(&e), "attention.strenghts");
-        assert!(e.to_string().contains("did you mean `strengths`?"), "{e}");
-    }
-
-    #[test]
-    fn exactly_one_model_section() {
-        let both = format!(
-            "{REGRESSION}[toy]\nmodel = \"linear\"\nn_features = 3\nn_hidden = 2\ndensity = 1.0\n"
-        );
-        let e = error(&both, &[]);
-        assert_eq!(key_of(&e), "attention");
-        assert!(e.to_string().contains("[toy] and [attention]"), "{e}");
-        let none = "[experiment]\nname = \"t\"\n";
-        assert!(error(none, &[]).to_string().contains("[attention]"));
-    }
-
-    #[test]
-    fn merged_heads_take_no_sizes() {
-        let e = error(
-            REGRESSION,
-            &["attention.form=\"merged\"", "attention.d_head=2"],
-        );
-        assert_eq!(key_of(&e), "attention.d_head");
-    }
-
-    #[test]
-    fn a_tiny_run_writes_the_contract() {
-        let plan = load(
-            GRAPH,
-            &Origin::Preset("g".into()),
-            &["attention.frequency=\"zipf\"".into()],
-        )
-        .unwrap();
-        let indices: Vec<usize> = (0..plan.family.instance_count()).collect();
-        let outcomes = crate::run::run(&plan, &indices, &|_| {});
-        let files = crate::output::run_files(&plan, &outcomes).unwrap();
-        let names: Vec<&str> = files.iter().map(|f| f.0).collect();
-        assert_eq!(
-            names,
-            [
-                "config.toml",
-                "model.safetensors",
-                "metrics.json",
-                "loss.csv"
-            ]
-        );
-        // Padded to the largest head: [instances, h = 2, d_head = 4, d = 4].
-        assert_eq!(outcomes[0].tensors[0].shape, vec![2, 4, 4]);
-        let metrics: serde_json::Value = serde_json::from_slice(&files[2].1).unwrap();
-        let first = &metrics["instances"][0];
-        assert_eq!(metrics["family"], "attention");
-        assert_eq!(first["accuracy_per_relation"].as_array().unwrap().len(), 4);
-        assert!(first["top1_accuracy"].as_f64().is_some());
-        let csv = String::from_utf8(files[3].1.clone()).unwrap();
-        assert!(csv.starts_with("step,instance,replica,loss,top1_accuracy,top1_accuracy_uniform\n"));
-
-        let plan = load(REGRESSION, &Origin::Preset("t".into()), &[]).unwrap();
-        let outcomes = crate::run::run(&plan, &[0], &|_| {});
-        let m = &outcomes[0].metrics;
-        assert_eq!(m["strengths"].as_array().unwrap().len(), 2);
-        assert_eq!(m["cosines_left"].as_array().unwrap().len(), 2);
-        assert!(m["planted_share"].as_f64().unwrap() > 0.999);
-        let csv = crate::output::loss_csv(&plan, &outcomes);
-        assert!(csv.starts_with(
-            "step,instance,replica,loss,strength_1,strength_2,planted_share,nuclear_norm,effective_rank\n"
-        ));
-    }
-}
+pub use task::{AttentionTask, InnerTask};
