@@ -6,6 +6,8 @@
 //! sweep files, an existing output directory) — and with code 2 nothing is written to disk —,
 //! 130 a sweep stopped by a signal after checkpointing.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 
 use std::process::ExitCode;

@@ -26,12 +26,16 @@
 //!
 //! ## Invariants
 //!
-//! - An instance's result depends only on its task, its [`rng::InstanceKey`] and the
-//!   [`train::TrainSettings`]: not on thread count, not on the other instances of the run.
+//! - An instance's result depends only on its task, its [`rng::InstanceKey`], the
+//!   [`train::TrainSettings`] and the kernel set ([`cpu`], which says which sets give the same
+//!   bits): not on thread count, not on the other instances of the run.
 //! - Every model's backward pass is hand-derived and checked against central finite differences in f64.
 //! - Data generators cost O(non-zeros), never O(B n) at low density.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod attention_metrics;
+pub mod cpu;
 pub mod data;
 pub mod kernels;
 pub mod linalg;

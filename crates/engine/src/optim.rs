@@ -1,6 +1,7 @@
 //! Optimisers (SGD, Adam, AdamW) over one instance's flat parameter vector, and learning-rate
 //! schedules. The update equations are PyTorch's, so that runs compare with the paper's notebook.
 
+use crate::cpu::{self, KernelSet};
 use rayon::prelude::*;
 
 /// An optimiser and its hyper-parameters.
@@ -102,15 +103,16 @@ impl Optimizer {
                 let (m, v) = (&mut state.first_moment, &mut state.second_moment);
                 // Element-wise: large models update in ranges on any thread, with the same bits.
                 const RANGE: usize = 1 << 14;
+                let set = cpu::active();
                 if parameters.len() >= 4 * RANGE {
                     parameters
                         .par_chunks_mut(RANGE)
                         .zip(gradient.par_chunks(RANGE))
                         .zip(m.par_chunks_mut(RANGE))
                         .zip(v.par_chunks_mut(RANGE))
-                        .for_each(|(((p, g), m), v)| adam_fastest(&constants, p, g, m, v));
+                        .for_each(|(((p, g), m), v)| adam_fastest(set, &constants, p, g, m, v));
                 } else {
-                    adam_fastest(&constants, parameters, gradient, m, v);
+                    adam_fastest(set, &constants, parameters, gradient, m, v);
                 }
             }
         }
@@ -200,17 +202,20 @@ fn adam(c: &AdamConstants, parameters: &mut [f32], gradient: &[f32], m: &mut [f3
     }
 }
 
-/// [`adam`], in its AVX2 copy when the CPU has AVX2.
+/// [`adam`], in its AVX2 copy for the SIMD kernel sets (the same bits either way).
 fn adam_fastest(
+    set: KernelSet,
     c: &AdamConstants,
     parameters: &mut [f32],
     gradient: &[f32],
     m: &mut [f32],
     v: &mut [f32],
 ) {
+    assert!(set.is_supported(), "this CPU cannot run kernel set {set}");
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
-        // SAFETY: the only precondition of the AVX2 copy is a CPU with AVX2 (checked).
+    if set >= KernelSet::Avx2Fma {
+        // SAFETY: the only precondition of the AVX2 copy is a CPU with AVX2, which every set
+        // from Avx2Fma on requires (checked just above).
         unsafe { adam_avx2(c, parameters, gradient, m, v) };
         return;
     }
@@ -219,6 +224,9 @@ fn adam_fastest(
 
 /// [`adam`] compiled for AVX2: 8-wide vectors. Every operation is a correctly rounded IEEE one
 /// (products and sums are not fused), so it gives the same bits as the portable copy.
+///
+/// # Safety
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn adam_avx2(
@@ -235,11 +243,10 @@ unsafe fn adam_avx2(
 mod tests {
     use super::*;
 
-    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn vectorised_adam_step_equals_the_portable_one_to_the_bit() {
-        if !crate::kernels::has_avx2_fma() {
-            return;
+    fn every_kernel_sets_adam_step_equals_the_portable_one_to_the_bit() {
+        for set in KernelSet::ALL.into_iter().filter(|s| !s.is_supported()) {
+            eprintln!("skipped kernel set {set}: this CPU cannot run it");
         }
         let mut rng = crate::rng::StreamRng::seed_from_u64(5);
         let mut draw =
@@ -257,15 +264,16 @@ mod tests {
                 eps: 1e-8,
             };
             let (mut pa, mut ma, mut va) = (p0.clone(), m0.clone(), v0.clone());
-            let (mut pb, mut mb, mut vb) = (p0.clone(), m0.clone(), v0.clone());
             adam(&c, &mut pa, &g, &mut ma, &mut va);
-            // SAFETY: AVX2 checked above.
-            unsafe { adam_avx2(&c, &mut pb, &g, &mut mb, &mut vb) };
             let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&pa), bits(&pb));
-            assert_eq!(bits(&ma), bits(&mb));
-            assert_eq!(bits(&va), bits(&vb));
             assert_ne!(bits(&pa), bits(&p0));
+            for set in KernelSet::supported() {
+                let (mut pb, mut mb, mut vb) = (p0.clone(), m0.clone(), v0.clone());
+                adam_fastest(set, &c, &mut pb, &g, &mut mb, &mut vb);
+                assert_eq!(bits(&pa), bits(&pb), "{set}");
+                assert_eq!(bits(&ma), bits(&mb), "{set}");
+                assert_eq!(bits(&va), bits(&vb), "{set}");
+            }
         }
     }
 

@@ -3,10 +3,13 @@
 //! A [`Task`] is what one instance learns: its model, its data and its loss. The trainer owns
 //! everything else: initialisation from the instance's own stream, the optimiser and schedule, the
 //! per-instance history (loss and the task's observables every `log_every` steps), divergence
-//! detection, and parallelism. Instances are independent, so the trainer runs each instance's whole
-//! step loop on one rayon worker: no synchronisation per step, no shared mutable state, and an
-//! instance's result is a function of its task, its [`InstanceKey`] and the settings only — never of
-//! the thread count or of the other instances in the run.
+//! detection, and parallelism. Instances are independent: the trainer hands each instance's step
+//! loop to rayon as one task, with no state shared between instances. Inside a step a large
+//! instance may fork work of its own onto the same pool and join it before the step ends (the toy
+//! kernels' batch chunks, the optimiser's parameter ranges); that work is cut by sizes only and
+//! reduced in a fixed order. So an instance's result is a function of its task, its
+//! [`InstanceKey`], the settings and the kernel set ([`crate::cpu`]) only — never of the thread
+//! count or of the other instances in the run.
 //!
 //! An [`InstanceState`] holds all that a run needs to continue (parameters, optimiser moments, the
 //! random stream's state, step, history), so checkpointing is a copy of it and resuming from a

@@ -2,34 +2,21 @@
 //! into parallel batch chunks (large n·m) must train to bit-identical parameters for any thread
 //! count and whatever instances run beside it, like the small instances that run on one worker.
 
-use tms_engine::data::sparse::{FeatureDistribution, ValueRange};
+mod common;
+
 use tms_engine::kernels::toy::Plan;
-use tms_engine::models::toy::{ToyKind, ToyShape, ToyTask};
+use tms_engine::models::toy::{ToyKind, ToyTask};
 use tms_engine::optim::{Optimizer, Schedule};
 use tms_engine::rng::InstanceKey;
 use tms_engine::train::{self, InstanceState, TrainSettings};
 
+/// Equal importances, batches of 1024.
 fn task(kind: ToyKind, n: usize, m: usize, density: f64) -> ToyTask {
-    ToyTask {
-        shape: ToyShape {
-            kind,
-            n_features: n,
-            n_hidden: m,
-        },
-        distribution: FeatureDistribution::uniform(n, density, ValueRange::Unit).unwrap(),
-        importance: vec![1.0; n],
-        batch_size: 1024,
-        evaluation_batch_size: 256,
-        record_dimensionality: false,
-    }
+    common::toy_task(kind, n, m, density, 1.0)
 }
 
 fn key(instance: u64) -> InstanceKey {
-    InstanceKey {
-        seed: 3,
-        instance,
-        replica: 0,
-    }
+    common::key(3, instance)
 }
 
 fn train_in_pool(threads: usize, tasks: &[ToyTask], keys: &[InstanceKey]) -> Vec<InstanceState> {

@@ -1,37 +1,18 @@
 //! End-to-end properties of the shared trainer on toy models: convergence to the closed form,
 //! determinism, divergence handling.
 
-use tms_engine::data::sparse::{FeatureDistribution, ValueRange};
+mod common;
+
+use common::toy_task;
 use tms_engine::metrics;
-use tms_engine::models::toy::{ToyKind, ToyShape, ToyTask};
+use tms_engine::models::toy::{ToyKind, ToyTask};
 use tms_engine::optim::{Optimizer, Schedule};
 use tms_engine::rng::InstanceKey;
 use tms_engine::theory::superposition::{linear_expected_loss, linear_optimum_loss};
 use tms_engine::train::{self, Status, TrainSettings};
 
-fn toy_task(kind: ToyKind, n: usize, m: usize, density: f64, decay: f64) -> ToyTask {
-    ToyTask {
-        shape: ToyShape {
-            kind,
-            n_features: n,
-            n_hidden: m,
-        },
-        distribution: FeatureDistribution::uniform(n, density, ValueRange::Unit).unwrap(),
-        importance: (0..n).map(|i| decay.powi(i as i32) as f32).collect(),
-        batch_size: 1024,
-        evaluation_batch_size: 4096,
-        record_dimensionality: false,
-    }
-}
-
 fn keys(count: usize) -> Vec<InstanceKey> {
-    (0..count)
-        .map(|i| InstanceKey {
-            seed: 7,
-            instance: i as u64,
-            replica: 0,
-        })
-        .collect()
+    (0..count as u64).map(|i| common::key(7, i)).collect()
 }
 
 #[test]

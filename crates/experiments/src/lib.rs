@@ -14,6 +14,7 @@
 //! - [`output`]: the run directory, atomic writes, reading outputs back with corruption checks.
 //! - [`sweep`], [`checkpoint`]: sweeps over any config key, resumable, sharded, merged.
 
+#![forbid(unsafe_code)]
 // Config errors carry the origin, key, expected and found values and a hint; they happen once per
 // process, so their size on the error path does not matter.
 #![allow(clippy::result_large_err)]

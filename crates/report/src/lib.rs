@@ -19,6 +19,8 @@
 //! Entry points: the figure functions re-exported below ([`heatmap`], [`bars`], [`arrows`],
 //! [`phase_diagram`], [`line_plot`], [`stacked_bars`], [`scatter`]) and [`html::ReportBuilder`].
 
+#![forbid(unsafe_code)]
+
 mod arrows;
 mod bars;
 mod heatmap;

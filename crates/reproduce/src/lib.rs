@@ -10,6 +10,8 @@
 //! Adding an experiment is adding presets and one module under [`experiments`] that implements
 //! [`Experiment`]; the engine is not touched.
 
+#![forbid(unsafe_code)]
+
 pub mod claims;
 pub mod deep_linear;
 pub mod experiments;

@@ -26,42 +26,15 @@
 //! - **fixed batch chunks** reduced in a fixed order, so a large instance can use several threads and
 //!   still give bit-identical results for any thread count.
 //!
-//! The hot loops are compiled twice: for AVX2+FMA (selected at run time) and portably. The AVX2 copy
-//! writes its innermost loops with `std::arch` intrinsics (and AVX-512VL copies where the CPU has
-//! them); those functions are `unsafe`, check every index they touch with asserts up front, and
-//! say why each access is in bounds in a `// SAFETY:` note. `sgemm` is called after checking
-//! every index it will touch.
+//! The hot loops are compiled twice: for AVX2+FMA and portably; which copy runs is the
+//! [`KernelSet`](crate::cpu::KernelSet) passed in (the `_with` entry points) or
+//! [`crate::cpu::active`]. The AVX2 copy writes its innermost loops with `std::arch` intrinsics
+//! (and AVX-512VL copies for the `avx512vl` set); those functions are `unsafe`, check every index
+//! they touch with asserts up front, and say why each access is in bounds in a `// SAFETY:` note.
+//! `sgemm` is called after checking every index it will touch. Which sets give the same bits:
+//! [`crate::cpu`].
 
 pub mod toy;
-
-/// Whether the CPU has AVX-512F and AVX-512VL (32 vector registers for 256-bit code).
-#[inline]
-pub(crate) fn has_avx512vl() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Whether the CPU has AVX2 and FMA, so that the `#[target_feature]` copies of the kernels may run.
-/// POPCNT is checked too (every AVX2 CPU has it): the fused decoder pass counts with it.
-#[inline]
-pub(crate) fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("popcnt")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// A strided read-only matrix view: element (r, c) is `data[r·rs + c·cs]`.
 #[derive(Clone, Copy, Debug)]

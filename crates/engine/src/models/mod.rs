@@ -1,12 +1,19 @@
-//! Model families. Each file holds one family's parameter layout and its forward/backward pair,
-//! side by side, generic over [`Real`] so that the same code runs in f32 for training and in f64 for
-//! the finite-difference gradient checks.
+//! Model families. Each family holds its parameter layout and its forward/backward pair, side by
+//! side, generic over [`Real`] so that the same code runs in f32 and in f64 for the
+//! finite-difference gradient checks, next to the [`Task`](crate::train::Task) that trains it.
+//! The toy models train through the fast f32 kernels of [`crate::kernels`] instead, with their
+//! generic pair as the kernels' naive twin.
 //!
-//! - [`toy`]: the toy models of superposition (linear, ReLU output, ReLU hidden, absolute value).
+//! - [`toy`]: the toy models of superposition (linear, ReLU output, ReLU hidden, absolute value):
+//!   `shape.rs` the math, `task.rs` the task.
 //! - [`deep_linear`]: deep linear networks ŷ = W^L⋯W¹x learning item × property matrices
 //!   (Saxe, McClelland & Ganguli 2019; followups.md §F1).
 //! - [`attention`]: attention heads trained on pairs of vectors (merged/factored W_QK, several heads,
-//!   OV circuit; score regression, softmax distillation, relational graphs: followups.md §F2).
+//!   OV circuit; score regression, softmax distillation, relational graphs: followups.md §F2):
+//!   `head.rs` the math, `tasks.rs` the tasks.
+//!
+//! The follow-ups' acceptance runs (whole trainings against their closed forms: S1, S3, S4, S7 and
+//! A1–A4) are integration tests: `crates/engine/tests/{deep_linear,attention}_acceptance.rs`.
 
 pub mod attention;
 pub mod deep_linear;

@@ -1,4 +1,8 @@
-//! Toy models of superposition (experiments.md §2): forward and backward passes.
+//! The toy models' math: kinds, parameter layout, initialisation, the forward/backward pair in
+//! its naive form (generic over f32/f64: the twin of the fast kernels and what the gradient checks
+//! differentiate) and the export to the paper's tensors. The fast f32 kernels that train with the
+//! same equations are [`crate::kernels::toy`], which reads [`ToyShape`] from this file; the
+//! training task that calls them is [`super::task`].
 //!
 //! Letters: B batch size, n features, m hidden dimensions.
 //!
@@ -28,11 +32,9 @@
 //! For tied models encoder and decoder rows are the same W_i, so the two contributions add:
 //! dL/dW_i = dz_i h + x_i dpre  (i.e. dL/dW = h dzᵀ + dpre xᵀ in the paper's m×n layout).
 
-use super::{NamedTensor, Real};
-use crate::data::sparse::{DenseBatch, FeatureDistribution, SparseBatch};
-use crate::kernels::{self, toy::ToyKernelWorkspace};
-use crate::rng::{InstanceKey, StreamPurpose, StreamRng};
-use crate::train::Task;
+use crate::data::batch::SparseBatch;
+use crate::models::{NamedTensor, Real};
+use crate::rng::StreamRng;
 
 /// Which toy model (experiments.md §2). No model has a hidden bias.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,6 +152,9 @@ impl ToyShape {
     /// Shapes: parameters \[P\], importance \[n\], gradient \[P\]; see the module doc for the layout.
     /// Cost: O(B (nnz_per_example·m + n·m)), with the n·m backward terms skipped where dz_i = 0
     /// (ReLU outputs that are off and whose target is zero: most features at low density).
+    // Inlined where it is called (as it was when the task lived in this file): the evaluation
+    // loss passes no gradient, and the inlined copy drops the gradient's branches.
+    #[inline]
     pub fn loss_and_gradient_reference<T: Real>(
         &self,
         parameters: &[T],
@@ -324,133 +329,6 @@ impl ToyShape {
     }
 }
 
-/// One toy-model instance: its shape, the law of its features, their importances and its batch sizes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ToyTask {
-    /// Model and sizes.
-    pub shape: ToyShape,
-    /// Law of the input features (density, correlations, value range).
-    pub distribution: FeatureDistribution,
-    /// Importance I_i of each feature, \[n\].
-    pub importance: Vec<f32>,
-    /// Training minibatch size B.
-    pub batch_size: usize,
-    /// Size of the fixed evaluation batch (best-of-N selection, final loss).
-    pub evaluation_batch_size: usize,
-    /// Record each feature's dimensionality D_i in the history (learning dynamics, E9).
-    pub record_dimensionality: bool,
-}
-
-/// Scratch of a [`ToyTask`]: the minibatch (as rows, or dense) and the fast kernel's buffers.
-#[derive(Debug, Default)]
-pub struct ToyWorkspace {
-    batch: SparseBatch,
-    dense: DenseBatch,
-    kernel: ToyKernelWorkspace,
-}
-
-impl Task for ToyTask {
-    type Workspace = ToyWorkspace;
-
-    fn parameter_count(&self) -> usize {
-        self.shape.parameter_count()
-    }
-
-    fn initialise(&self, rng: &mut StreamRng, parameters: &mut [f32]) {
-        self.shape.initialise(rng, parameters);
-    }
-
-    fn workspace(&self) -> ToyWorkspace {
-        ToyWorkspace::default()
-    }
-
-    fn loss_and_gradient(
-        &self,
-        parameters: &[f32],
-        rng: &mut StreamRng,
-        workspace: &mut ToyWorkspace,
-        gradient: &mut [f32],
-    ) -> f64 {
-        // A distribution drawn dense goes to the small-m kernel as a dense matrix; both forms hold
-        // the same examples, so the choice does not change the result's law or its stream.
-        let small = kernels::toy::Plan::new(&self.shape, self.batch_size).small;
-        if small && self.distribution.draws_dense() {
-            self.distribution
-                .sample_dense_into(rng, self.batch_size, &mut workspace.dense);
-            return kernels::toy::loss_and_gradient_dense(
-                &self.shape,
-                parameters,
-                &workspace.dense,
-                &self.importance,
-                gradient,
-                &mut workspace.kernel,
-            );
-        }
-        self.distribution
-            .sample_into(rng, self.batch_size, &mut workspace.batch);
-        kernels::toy::loss_and_gradient(
-            &self.shape,
-            parameters,
-            &workspace.batch,
-            &self.importance,
-            gradient,
-            &mut workspace.kernel,
-        )
-    }
-
-    /// Loss in f64 on `evaluation_batch_size` examples from the instance's evaluation stream.
-    fn evaluation_loss(&self, parameters: &[f32], key: &InstanceKey) -> f64 {
-        let mut rng = key.stream(StreamPurpose::Evaluation);
-        let params: Vec<f64> = parameters.iter().map(|&p| p as f64).collect();
-        let importance: Vec<f64> = self.importance.iter().map(|&i| i as f64).collect();
-        let mut scratch = self.shape.scratch::<f64>();
-        // In chunks, so that memory stays bounded for large evaluation sets; the mean of equal-sized
-        // chunk means is the overall mean.
-        let chunk = 4096.min(self.evaluation_batch_size.max(1));
-        let chunks = self.evaluation_batch_size.div_ceil(chunk).max(1);
-        let mut batch = SparseBatch::default();
-        let mut total = 0.0;
-        for _ in 0..chunks {
-            self.distribution.sample_into(&mut rng, chunk, &mut batch);
-            total += self.shape.loss_and_gradient_reference(
-                &params,
-                &batch,
-                &importance,
-                None,
-                &mut scratch,
-            );
-        }
-        total / chunks as f64
-    }
-
-    fn observable_names(&self) -> Vec<String> {
-        if self.record_dimensionality {
-            (0..self.shape.n_features)
-                .map(|i| format!("dimensionality_{i}"))
-                .collect()
-        } else {
-            Vec::new()
-        }
-    }
-
-    fn observe(&self, parameters: &[f32]) -> Vec<f64> {
-        if self.record_dimensionality {
-            let embedding = self.shape.embedding(parameters);
-            crate::metrics::feature_dimensionality(
-                &embedding,
-                self.shape.n_features,
-                self.shape.n_hidden,
-            )
-        } else {
-            Vec::new()
-        }
-    }
-
-    fn export(&self, parameters: &[f32]) -> Vec<NamedTensor> {
-        self.shape.export(parameters)
-    }
-}
-
 #[inline]
 fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y)
@@ -459,7 +337,7 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::sparse::ValueRange;
+    use crate::data::sparse::{FeatureDistribution, ValueRange};
     use crate::models::{finite_difference_gradient, relative_gradient_error};
 
     /// The smallest |pre-activation| that a ReLU of the model sees on `batch` (hidden ReLUs on
